@@ -1,0 +1,136 @@
+/**
+ * The in-memory token cache. Never distributed: a managed identity token belongs to one Azure
+ * resource. Freshness is decided on access; there are no timers.
+ * @module
+ */
+
+import type { Identity } from "./identity.ts";
+import type { Source } from "./types.ts";
+
+/** A token is used until 5 minutes before it expires (PROTOCOL.md section 8). */
+export const EXPIRY_MARGIN_MS = 5 * 60 * 1000;
+
+/** Options of a {@linkcode TokenCache}. */
+export interface TokenCacheOptions {
+  /** The most tokens kept; the least recently used is evicted beyond it. Default 1000. */
+  readonly maxEntries?: number;
+}
+
+/** A cached token, times in milliseconds since the epoch. */
+export interface CachedToken {
+  readonly accessToken: string;
+  readonly tokenType: string;
+  readonly expiresOn: number;
+  readonly refreshOn?: number;
+  readonly resource: string;
+  readonly source: Source;
+}
+
+/** The cache's storage, reached only from inside the module. */
+export class CacheStore {
+  readonly maxEntries: number;
+  readonly #entries = new Map<string, CachedToken>();
+
+  constructor(maxEntries: number) {
+    this.maxEntries = maxEntries;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The token under `key` while it is usable (until 5 minutes before expiry); drops it after. */
+  get(key: string, now: number): CachedToken | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (now >= entry.expiresOn - EXPIRY_MARGIN_MS) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    // Re-insert so that Map order is least recently used first.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return entry;
+  }
+
+  /** Stores a token that is usable now; returns whether it was stored. */
+  set(key: string, token: CachedToken, now: number): boolean {
+    if (now >= token.expiresOn - EXPIRY_MARGIN_MS) return false;
+    this.#entries.delete(key);
+    this.#entries.set(key, token);
+    for (const oldest of this.#entries.keys()) {
+      if (this.#entries.size <= this.maxEntries) break;
+      this.#entries.delete(oldest);
+    }
+    return true;
+  }
+
+  delete(key: string): void {
+    this.#entries.delete(key);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+}
+
+let storeOf: (cache: TokenCache) => CacheStore;
+
+/**
+ * An in-memory token cache. Every client uses one shared default cache, so clients of the same
+ * identity in one process share tokens; give a client `new TokenCache()` to isolate it.
+ *
+ * @example Isolate a client's tokens
+ * ```ts
+ * import { ManagedIdentityClient, TokenCache } from "@azmi/managed-identity";
+ *
+ * const cache = new TokenCache({ maxEntries: 10 });
+ * const client = new ManagedIdentityClient({ cache });
+ * console.log(cache.size); // 0
+ * ```
+ */
+export class TokenCache {
+  readonly #store: CacheStore;
+
+  static {
+    storeOf = (cache) => cache.#store;
+  }
+
+  /**
+   * Creates an empty cache.
+   *
+   * @param options The entry bound.
+   * @throws {RangeError} When `maxEntries` is not a positive integer.
+   */
+  constructor(options: TokenCacheOptions = {}) {
+    const maxEntries = options.maxEntries ?? 1000;
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new RangeError(`Option "maxEntries" must be a positive integer: got ${String(maxEntries)}`);
+    }
+    this.#store = new CacheStore(maxEntries);
+  }
+
+  /** How many tokens are held (expired ones are dropped when next looked up). */
+  get size(): number {
+    return this.#store.size;
+  }
+
+  /** Drops every token. */
+  clear(): void {
+    this.#store.clear();
+  }
+}
+
+/** The store behind a cache. Internal: not exported from `mod.ts`. */
+export function cacheStore(cache: TokenCache): CacheStore {
+  return storeOf(cache);
+}
+
+/** The cache every client uses unless given its own. */
+export const defaultCache: TokenCache = new TokenCache();
+
+/** The cache key: source, identity kind and value (IDs compare case-insensitively), and resource. */
+export function cacheKey(source: Source, identity: Identity, resource: string): string {
+  const id = identity.kind === "system" ? "" : identity.value.toLowerCase();
+  return `${source}\u0000${identity.kind}\u0000${id}\u0000${resource}`;
+}

@@ -1,0 +1,280 @@
+/**
+ * `ManagedIdentityClient`: composes detection, the cache, a source and the transport.
+ * @module
+ */
+
+import { type CachedToken, cacheKey, type CacheStore, cacheStore, defaultCache, type TokenCache } from "./cache.ts";
+import { detectSource } from "./detect.ts";
+import { type EnvReader, envReader } from "./env.ts";
+import { ManagedIdentityError } from "./errors.ts";
+import { type Identity, type IdentityOptions, parseIdentity } from "./identity.ts";
+import { internalOptions } from "./internal.ts";
+import { SOURCES } from "./sources/index.ts";
+import {
+  endpointName,
+  identityParameter,
+  type ParseOutcome,
+  parseStandardReply,
+  type RequestSpec,
+  type SourceDefinition,
+} from "./sources/source.ts";
+import { abortedError, sendOnce } from "./transport.ts";
+import type {
+  AccessToken,
+  AcquireTokenOptions,
+  EnvRecord,
+  FetchLike,
+  GetTokenOptions,
+  Source,
+  TokenResult,
+} from "./types.ts";
+
+/** Retry settings. The rules per source follow PROTOCOL.md section 7. */
+export interface RetryOptions {
+  /** How many retries after the first attempt. Default 3. */
+  readonly maxRetries?: number;
+}
+
+/** Options of a {@linkcode ManagedIdentityClient}: the identity plus how to reach it. */
+export interface ManagedIdentityClientOptions extends IdentityOptions {
+  /** An environment record used instead of the process environment (tests, platforms without `process`). */
+  readonly env?: EnvRecord;
+  /**
+   * The `fetch` used for every request, `globalThis.fetch` by default. A custom one takes over
+   * all transport security: for Service Fabric it replaces certificate pinning.
+   */
+  readonly fetch?: FetchLike;
+  /** Each attempt's timeout in milliseconds. Default 15000. */
+  readonly timeoutMs?: number;
+  /** `false` for a single attempt, or retry settings. */
+  readonly retry?: false | RetryOptions;
+  /** Client capabilities (such as `cp1`), sent to Service Fabric as `xms_cc`. */
+  readonly clientCapabilities?: readonly string[];
+  /** A cache of this client's own; by default all clients share one. */
+  readonly cache?: TokenCache;
+}
+
+/** The default per-attempt timeout. */
+export const DEFAULT_TIMEOUT_MS = 15_000;
+
+// Arc sends at most a challenge and then the real request.
+const MAX_STEPS = 2;
+
+/** Removes one trailing `/.default` (suffix only); refuses an empty resource. */
+export function normalizeResource(resource: string): string {
+  if (typeof resource !== "string") {
+    throw new TypeError(`The resource must be a string: got ${typeof resource}`);
+  }
+  const trimmed = resource.trim();
+  const normalized = trimmed.endsWith("/.default") ? trimmed.slice(0, -"/.default".length) : trimmed;
+  if (normalized === "") throw new TypeError(`The resource must not be empty: got ${JSON.stringify(resource)}`);
+  return normalized;
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new RangeError(`Option "${name}" must be a positive number: got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Acquires tokens for Azure resources from the managed identity endpoint of the machine or
+ * service the code runs on: IMDS, App Service (Functions, Container Apps), Azure Arc, Cloud
+ * Shell, Service Fabric or Azure ML, detected once at construction.
+ *
+ * On Deno, give `--allow-env` for the variables listed in the README and `--allow-net` for the
+ * endpoint (`169.254.169.254` for IMDS, the host of `IDENTITY_ENDPOINT` or `MSI_ENDPOINT`).
+ *
+ * @example System-assigned identity
+ * ```ts ignore
+ * import { ManagedIdentityClient } from "@azmi/managed-identity";
+ *
+ * const client = new ManagedIdentityClient();
+ * const { accessToken, expiresOn } = await client.acquireToken("https://vault.azure.net");
+ * ```
+ *
+ * @example A user-assigned identity, against a fake endpoint
+ * ```ts
+ * import { ManagedIdentityClient, TokenCache } from "@azmi/managed-identity";
+ *
+ * const client = new ManagedIdentityClient({
+ *   clientId: "00000000-0000-0000-0000-000000000001",
+ *   env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" },
+ *   fetch: () => Response.json({ access_token: "t", expires_in: 3600 }),
+ *   cache: new TokenCache(),
+ * });
+ * const first = await client.acquireToken("https://vault.azure.net");
+ * const second = await client.acquireToken("https://vault.azure.net");
+ * console.log(client.source, first.fromCache, second.fromCache); // "AppService" false true
+ * ```
+ */
+export class ManagedIdentityClient {
+  /** The source detected at construction. */
+  readonly source: Source;
+  readonly #definition: SourceDefinition;
+  readonly #identity: Identity;
+  readonly #env: EnvReader;
+  readonly #config: unknown;
+  readonly #fetch: FetchLike;
+  readonly #timeoutMs: number;
+  readonly #clientCapabilities: readonly string[];
+  readonly #store: CacheStore;
+  readonly #now: () => number;
+
+  /**
+   * Creates a client and detects its source.
+   *
+   * @param options The identity (at most one of `clientId`, `objectId`, `resourceId`) and how to reach it.
+   * @throws {TypeError} When more than one ID is given, or an ID is empty.
+   * @throws {RangeError} When `timeoutMs` or a retry setting is out of range.
+   * @throws {ManagedIdentityError} `unsupported_identity` when the source cannot serve a user-assigned
+   *   identity of that kind; `invalid_configuration` when the environment is unusable.
+   */
+  constructor(options: ManagedIdentityClientOptions = {}) {
+    const internal = internalOptions(options);
+    this.#identity = parseIdentity(options);
+    this.#env = envReader(options.env);
+    this.source = detectSource(options.env, {
+      ...(internal.platform ? { platform: internal.platform } : {}),
+      ...(internal.fileExists ? { fileExists: internal.fileExists } : {}),
+    });
+    this.#definition = SOURCES[this.source];
+    identityParameter(this.#definition, this.#identity);
+    this.#config = this.#definition.configure?.(this.#env);
+    this.#fetch = options.fetch ?? this.#definition.createFetch?.(this.#config) ??
+      ((request) => globalThis.fetch(request));
+    this.#timeoutMs = positive("timeoutMs", options.timeoutMs, DEFAULT_TIMEOUT_MS);
+    this.#clientCapabilities = (options.clientCapabilities ?? []).map((c) => c.trim()).filter((c) => c !== "");
+    this.#store = cacheStore(options.cache ?? defaultCache);
+    this.#now = internal.now ?? Date.now;
+  }
+
+  /**
+   * Returns a token for `resource`, from the cache while one is usable (until 5 minutes before
+   * it expires), else from the endpoint.
+   *
+   * @param resource The resource, such as `https://vault.azure.net`; a trailing `/.default` is removed.
+   * @param options `forceRefresh` and `claims` skip the cache; `signal` ends the call.
+   * @returns The token, its expiry and whether it came from the cache.
+   * @throws {TypeError} When `resource` is empty.
+   * @throws {ManagedIdentityError} With `code` `unavailable`, `request_failed`, `invalid_response`,
+   *   `timeout`, `aborted` or `invalid_configuration`.
+   *
+   * @example Force a new token
+   * ```ts ignore
+   * const fresh = await client.acquireToken("https://storage.azure.com", { forceRefresh: true });
+   * ```
+   */
+  async acquireToken(resource: string, options: AcquireTokenOptions = {}): Promise<TokenResult> {
+    const normalized = normalizeResource(resource);
+    const { signal } = options;
+    if (signal?.aborted) throw abortedError(this.source, signal);
+    const key = cacheKey(this.source, this.#identity, normalized);
+    const claims = options.claims?.trim() ? options.claims : undefined;
+    const cached = this.#store.get(key, this.#now());
+    if (cached && !options.forceRefresh && !claims) return this.#result(cached, true);
+    const token = await this.#request(normalized, claims, cached, signal);
+    this.#store.set(key, token, this.#now());
+    return this.#result(token, false);
+  }
+
+  /**
+   * The Azure SDK's `TokenCredential.getToken`, so the client can be passed to any Azure SDK
+   * client: `new SecretClient(url, new ManagedIdentityClient())`.
+   *
+   * @param scopes One scope, such as `https://vault.azure.net/.default`.
+   * @param options `abortSignal` ends the call; `claims` skips the cache.
+   * @returns The token in the Azure SDK's shape.
+   * @throws {TypeError} When more or fewer than one scope is given.
+   * @throws {ManagedIdentityError} As {@linkcode ManagedIdentityClient.acquireToken} does.
+   *
+   * @example As an Azure SDK credential
+   * ```ts ignore
+   * const { token, expiresOnTimestamp } = await client.getToken("https://vault.azure.net/.default");
+   * ```
+   */
+  async getToken(scopes: string | readonly string[], options: GetTokenOptions = {}): Promise<AccessToken> {
+    const list = typeof scopes === "string" ? [scopes] : scopes;
+    if (list.length !== 1) {
+      throw new TypeError(`Managed identity takes exactly one scope: got ${list.length}`);
+    }
+    const result = await this.acquireToken(list[0]!, {
+      ...(options.abortSignal ? { signal: options.abortSignal } : {}),
+      ...(options.claims ? { claims: options.claims } : {}),
+    });
+    return {
+      token: result.accessToken,
+      expiresOnTimestamp: result.expiresOn.getTime(),
+      ...(result.refreshOn ? { refreshAfterTimestamp: result.refreshOn.getTime() } : {}),
+      tokenType: "Bearer",
+    };
+  }
+
+  async #request(
+    resource: string,
+    claims: string | undefined,
+    cached: CachedToken | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<CachedToken> {
+    const definition = this.#definition;
+    let spec: RequestSpec = definition.buildRequest({
+      resource,
+      identity: this.#identity,
+      env: this.#env,
+      config: this.#config,
+      clientCapabilities: this.#clientCapabilities,
+      ...(claims ? { claims } : {}),
+      ...(claims && cached ? { cachedToken: cached.accessToken } : {}),
+    });
+    for (let step = 1;; step++) {
+      const reply = await sendOnce(spec, {
+        fetch: this.#fetch,
+        source: this.source,
+        timeoutMs: this.#timeoutMs,
+        ...(signal ? { signal } : {}),
+      });
+      const context = {
+        source: this.source,
+        endpoint: endpointName(spec.url),
+        identity: this.#identity,
+        request: spec,
+        now: this.#now(),
+        config: this.#config,
+      };
+      const outcome: ParseOutcome = await (definition.parseReply ?? parseStandardReply)(reply, context);
+      if ("token" in outcome) {
+        const { token } = outcome;
+        return {
+          accessToken: token.accessToken,
+          tokenType: token.tokenType,
+          expiresOn: token.expiresOn,
+          ...(token.refreshOn !== undefined ? { refreshOn: token.refreshOn } : {}),
+          resource,
+          source: this.source,
+        };
+      }
+      if (step >= MAX_STEPS) {
+        throw new ManagedIdentityError(
+          "invalid_response",
+          `Cannot acquire token from "${this.source}": the endpoint asked for more than ${MAX_STEPS} requests`,
+          { source: this.source, endpoint: context.endpoint },
+        );
+      }
+      spec = outcome.next;
+    }
+  }
+
+  #result(token: CachedToken, fromCache: boolean): TokenResult {
+    return {
+      accessToken: token.accessToken,
+      tokenType: token.tokenType,
+      expiresOn: new Date(token.expiresOn),
+      ...(token.refreshOn !== undefined ? { refreshOn: new Date(token.refreshOn) } : {}),
+      resource: token.resource,
+      source: token.source,
+      fromCache,
+    };
+  }
+}

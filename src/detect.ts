@@ -1,0 +1,86 @@
+/**
+ * Source detection: an ordered table of `{ source, detect }`, first match wins, pure over an
+ * environment snapshot except for the Azure Arc agent's binary, checked through an injectable
+ * file check. Detection never touches the network.
+ * @module
+ */
+
+import { type EnvReader, envReader } from "./env.ts";
+import { currentPlatform, fileExists } from "./runtime.ts";
+import type { EnvRecord, Source } from "./types.ts";
+
+/** What {@linkcode detectSource} may be told instead of asking the machine. */
+export interface DetectOptions {
+  /** The platform in Node's spelling (`linux`, `win32`, ...). Defaults to the current one. */
+  readonly platform?: string;
+  /** Whether a file exists. Defaults to a `stat` of the real file system. */
+  readonly fileExists?: (path: string) => boolean;
+}
+
+/** The Arc agent's binary on Linux. */
+export const ARC_LINUX_BINARY = "/opt/azcmagent/bin/himds";
+
+/** The Arc agent binary's possible paths on this platform. */
+export function arcBinaryPaths(env: EnvReader, platform: string): string[] {
+  if (platform === "linux") return [ARC_LINUX_BINARY];
+  if (platform !== "win32") return [];
+  return ["ProgramFiles", "ProgramData"]
+    .map((name) => env(name))
+    .filter((dir): dir is string => dir !== undefined)
+    .map((dir) => `${dir.replace(/[\\/]+$/, "")}\\AzureConnectedMachineAgent\\himds.exe`);
+}
+
+interface Rule {
+  readonly source: Source;
+  readonly detect: (env: EnvReader, options: Required<DetectOptions>) => boolean;
+}
+
+const all = (env: EnvReader, ...names: string[]) => names.every((name) => env(name) !== undefined);
+
+/** PROTOCOL.md section 1, in order. */
+const RULES: readonly Rule[] = [
+  {
+    source: "ServiceFabric",
+    detect: (env) => all(env, "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT"),
+  },
+  { source: "AppService", detect: (env) => all(env, "IDENTITY_ENDPOINT", "IDENTITY_HEADER") },
+  { source: "AzureML", detect: (env) => all(env, "MSI_ENDPOINT", "MSI_SECRET") },
+  { source: "CloudShell", detect: (env) => all(env, "MSI_ENDPOINT") },
+  {
+    source: "AzureArc",
+    detect: (env, options) =>
+      all(env, "IDENTITY_ENDPOINT", "IMDS_ENDPOINT") ||
+      arcBinaryPaths(env, options.platform).some((path) => options.fileExists(path)),
+  },
+];
+
+/**
+ * Tells which managed identity source serves this process, from its environment variables
+ * (PROTOCOL.md section 1): Service Fabric, App Service (also Functions and Container Apps),
+ * Azure ML, Cloud Shell, Azure Arc, and otherwise IMDS, which is assumed without a probe.
+ *
+ * On Deno, reading the process environment needs `--allow-env` (see the README for the list),
+ * and the Arc agent check needs `--allow-read=/opt/azcmagent/bin/himds`; without the latter
+ * the agent counts as absent.
+ *
+ * @param env An environment snapshot to use instead of the process environment.
+ * @param options A platform and file check to use instead of the machine's.
+ * @returns The detected source; `"DefaultToIMDS"` when nothing else matches.
+ * @throws {ManagedIdentityError} `invalid_configuration` when the runtime refuses to read the environment.
+ *
+ * @example Detect from an environment record
+ * ```ts
+ * import { detectSource } from "@azmi/managed-identity";
+ *
+ * const source = detectSource({ IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" });
+ * console.log(source); // "AppService"
+ * ```
+ */
+export function detectSource(env?: EnvRecord, options: DetectOptions = {}): Source {
+  const read = envReader(env);
+  const resolved: Required<DetectOptions> = {
+    platform: options.platform ?? currentPlatform(),
+    fileExists: options.fileExists ?? fileExists,
+  };
+  return RULES.find((rule) => rule.detect(read, resolved))?.source ?? "DefaultToIMDS";
+}

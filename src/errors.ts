@@ -1,0 +1,104 @@
+/**
+ * The one error class the client throws for everything but bad arguments.
+ * @module
+ */
+
+import type { Source } from "./types.ts";
+
+/**
+ * The stable machine-readable reason of a {@linkcode ManagedIdentityError}.
+ *
+ * - `unsupported_identity`: the source cannot serve the requested user-assigned identity.
+ * - `invalid_configuration`: the environment or an option is unusable (bad endpoint URL,
+ *   a thumbprint that is not SHA-1, an environment variable the runtime refuses to read).
+ * - `unavailable`: nothing answered: no managed identity endpoint is reachable here.
+ * - `request_failed`: the endpoint answered and refused (an HTTP error status).
+ * - `invalid_response`: the endpoint answered success with a body that is not a token.
+ * - `timeout`: an attempt took longer than `timeoutMs`.
+ * - `aborted`: the caller's `AbortSignal` ended the call.
+ *
+ * The union is open: later versions may add codes, so keep a default branch.
+ */
+export type ManagedIdentityErrorCode =
+  | "unsupported_identity"
+  | "invalid_configuration"
+  | "unavailable"
+  | "request_failed"
+  | "invalid_response"
+  | "timeout"
+  | "aborted"
+  // deno-lint-ignore ban-types
+  | (string & {});
+
+/** What an error knows besides its code and message. */
+export interface ManagedIdentityErrorDetails {
+  /** The source that was asked. */
+  readonly source?: Source;
+  /** The HTTP status the endpoint answered with. */
+  readonly status?: number;
+  /** The endpoint's error code, from its body (`error` or `error.code`). */
+  readonly error?: string;
+  /** The endpoint's explanation, from its body (`error_description`, `message` or `error.message`). */
+  readonly errorDescription?: string;
+  /** The endpoint's correlation ID, when its body or headers carry one. */
+  readonly correlationId?: string;
+  /** The endpoint's origin and path, never its query string. */
+  readonly endpoint?: string;
+  /** The underlying failure. */
+  readonly cause?: unknown;
+}
+
+/**
+ * A managed identity request failed. `code` says why in a stable form; the message says it
+ * in words, with what was expected and what was found. No message or property ever holds an
+ * access token or a secret header value.
+ *
+ * @example Tell "no managed identity here" from a real failure
+ * ```ts
+ * import { ManagedIdentityClient, ManagedIdentityError } from "@azmi/managed-identity";
+ *
+ * try {
+ *   await new ManagedIdentityClient().acquireToken("https://vault.azure.net");
+ * } catch (error) {
+ *   if (error instanceof ManagedIdentityError && error.code === "unavailable") {
+ *     // not running on Azure: try another credential
+ *   }
+ * }
+ * ```
+ */
+export class ManagedIdentityError extends Error {
+  /** Always `"ManagedIdentityError"`, so that minified code keeps a readable name. */
+  override readonly name: "ManagedIdentityError" = "ManagedIdentityError";
+  /** Why the request failed, in a stable form. */
+  readonly code: ManagedIdentityErrorCode;
+  /** The source that was asked, when one was. */
+  readonly source?: Source;
+  /** The HTTP status the endpoint answered with, for HTTP failures. */
+  readonly status?: number;
+  /** The endpoint's own error code, when its body had one. */
+  readonly error?: string;
+  /** The endpoint's own explanation, when its body had one. */
+  readonly errorDescription?: string;
+  /** The endpoint's correlation ID, when it gave one. */
+  readonly correlationId?: string;
+  /** The endpoint's origin and path (no query string), when a request was made. */
+  readonly endpoint?: string;
+
+  /**
+   * Creates an error; the client does this, user code rarely needs to.
+   *
+   * @param code Why the request failed.
+   * @param message What failed and what was found, without secrets.
+   * @param details The source, status and what the endpoint said.
+   */
+  constructor(code: ManagedIdentityErrorCode, message: string, details: ManagedIdentityErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    if (details.source !== undefined) this.source = details.source;
+    if (details.status !== undefined) this.status = details.status;
+    if (details.error !== undefined) this.error = details.error;
+    if (details.errorDescription !== undefined) this.errorDescription = details.errorDescription;
+    if (details.correlationId !== undefined) this.correlationId = details.correlationId;
+    if (details.endpoint !== undefined) this.endpoint = details.endpoint;
+  }
+}

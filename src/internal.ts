@@ -1,0 +1,24 @@
+/**
+ * A seam for tests and the emulator, never exported from `mod.ts`: a client created with
+ * `{ [INTERNAL]: {...} }` in its options uses these instead of the machine's clock, files and
+ * platform. Not a public option: nothing outside this repository should rely on it.
+ * @module
+ */
+
+/** The key of the internal options. */
+export const INTERNAL: unique symbol = Symbol("azmi.internal");
+
+/** What the internal seam can replace. */
+export interface InternalOptions {
+  /** The clock, in milliseconds since the epoch. */
+  readonly now?: () => number;
+  /** The platform, in Node's spelling, for detection and Arc's rules. */
+  readonly platform?: string;
+  /** The file check used by detection. */
+  readonly fileExists?: (path: string) => boolean;
+}
+
+/** Reads the internal options out of a client's options object. */
+export function internalOptions(options: object): InternalOptions {
+  return (options as { [INTERNAL]?: InternalOptions })[INTERNAL] ?? {};
+}

@@ -1,0 +1,26 @@
+/**
+ * App Service, Azure Functions and Container Apps: `IDENTITY_ENDPOINT` with `IDENTITY_HEADER`.
+ * @module
+ */
+
+import { endpointUrl, identityParameter, type SourceDefinition, withQuery } from "./source.ts";
+
+/** `GET $IDENTITY_ENDPOINT?api-version=2019-08-01&resource=...` with `X-IDENTITY-HEADER`. */
+export const appService: SourceDefinition = {
+  name: "AppService",
+  retry: "standard",
+  identities: { parameters: { clientId: "client_id", objectId: "object_id", resourceId: "mi_res_id" } },
+  buildRequest({ resource, identity, env }) {
+    const endpoint = endpointUrl("AppService", "IDENTITY_ENDPOINT", env("IDENTITY_ENDPOINT"));
+    const parameter = identityParameter(appService, identity);
+    return {
+      method: "GET",
+      url: withQuery(endpoint, {
+        "api-version": "2019-08-01",
+        resource,
+        ...(parameter && identity.kind !== "system" ? { [parameter]: identity.value } : {}),
+      }),
+      headers: { "X-IDENTITY-HEADER": env("IDENTITY_HEADER") ?? "" },
+    };
+  },
+};

@@ -1,0 +1,24 @@
+/**
+ * Azure Cloud Shell: `MSI_ENDPOINT` without a secret; system-assigned only.
+ * @module
+ */
+
+import { endpointUrl, type SourceDefinition } from "./source.ts";
+
+/**
+ * `POST $MSI_ENDPOINT` with the form body `resource=...`. The body is built with the request,
+ * so every retry sends it again (MSAL Go sends an empty body on retry).
+ */
+export const cloudShell: SourceDefinition = {
+  name: "CloudShell",
+  retry: "standard",
+  identities: { parameters: {}, refusal: "Cloud Shell supports only the system-assigned identity" },
+  buildRequest({ resource, env }) {
+    return {
+      method: "POST",
+      url: endpointUrl("CloudShell", "MSI_ENDPOINT", env("MSI_ENDPOINT")),
+      headers: { "Metadata": "true", "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ resource }).toString(),
+    };
+  },
+};

@@ -1,0 +1,36 @@
+/**
+ * Azure Instance Metadata Service (VMs, scale sets, AKS with pod identity): the default source.
+ * @module
+ */
+
+import { SKU, VERSION } from "../version.ts";
+import { identityParameter, type SourceDefinition, withQuery } from "./source.ts";
+
+/** The IMDS host when `AZURE_POD_IDENTITY_AUTHORITY_HOST` is unset. */
+export const IMDS_HOST = "http://169.254.169.254";
+
+/** `GET {host}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=...` with `Metadata: true`. */
+export const imds: SourceDefinition = {
+  name: "DefaultToIMDS",
+  retry: "imds",
+  identities: { parameters: { clientId: "client_id", objectId: "object_id", resourceId: "msi_res_id" } },
+  buildRequest({ resource, identity, env }) {
+    // No "//" when the variable ends in "/".
+    const host = (env("AZURE_POD_IDENTITY_AUTHORITY_HOST") ?? IMDS_HOST).replace(/\/+$/, "");
+    const parameter = identityParameter(imds, identity);
+    return {
+      method: "GET",
+      url: withQuery(`${host}/metadata/identity/oauth2/token`, {
+        "api-version": "2018-02-01",
+        resource,
+        ...(parameter && identity.kind !== "system" ? { [parameter]: identity.value } : {}),
+      }),
+      headers: {
+        "Metadata": "true",
+        "x-client-SKU": SKU,
+        "x-client-Ver": VERSION,
+        "x-ms-client-request-id": crypto.randomUUID(),
+      },
+    };
+  },
+};

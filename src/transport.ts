@@ -1,0 +1,147 @@
+/**
+ * The one way out to the network. Every request goes through `send`: the `Request` is built
+ * afresh on each attempt (so a POST body is never lost), redirects are refused, each attempt
+ * has its own timeout combined with the caller's signal, the body is read under a size cap, and
+ * every failure becomes a {@linkcode ManagedIdentityError}.
+ * @module
+ */
+
+import { ManagedIdentityError } from "./errors.ts";
+import type { HttpReply, RequestSpec } from "./sources/source.ts";
+import { endpointName } from "./sources/source.ts";
+import type { FetchLike, Source } from "./types.ts";
+
+/** Bodies larger than this are refused: no managed identity endpoint sends one. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** How one attempt is made. */
+export interface AttemptOptions {
+  readonly fetch: FetchLike;
+  readonly source: Source;
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Settles like `promise`, or rejects with the signal's reason as soon as it aborts. */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** The `aborted` error for a caller's signal. */
+export function abortedError(source: Source, signal: AbortSignal, endpoint?: string): ManagedIdentityError {
+  return new ManagedIdentityError("aborted", `Token request to "${source}" was aborted by the caller`, {
+    source,
+    ...(endpoint ? { endpoint } : {}),
+    cause: signal.reason,
+  });
+}
+
+function networkReason(error: unknown): string {
+  // Node wraps the socket error as `cause` (with a code such as ECONNREFUSED); Deno and Bun
+  // put it in the message. The innermost message is the most specific.
+  let current: unknown = error;
+  let message = error instanceof Error ? error.message : String(error);
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && /^E[A-Z_]+$/.test(code)) return code;
+    if (current.message) message = current.message;
+    current = current.cause;
+  }
+  return message;
+}
+
+async function readCapped(response: Response, spec: RequestSpec, source: Source): Promise<string> {
+  const tooLarge = () =>
+    new ManagedIdentityError(
+      "invalid_response",
+      `Cannot use the response of "${source}": the body is larger than ${MAX_BODY_BYTES} bytes`,
+      { source, status: response.status, endpoint: endpointName(spec.url) },
+    );
+  const declared = Number(response.headers.get("content-length"));
+  if (declared > MAX_BODY_BYTES) {
+    await response.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let size = 0;
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    text += decoder.decode(value, { stream: true });
+  }
+  return text + decoder.decode();
+}
+
+/**
+ * Makes one attempt: sends `spec`, reads the body, and maps failures to errors:
+ * the caller's abort to `aborted`, the attempt's timeout to `timeout`, a failed connection to
+ * `unavailable`, a redirect to `request_failed`, an oversized body to `invalid_response`.
+ */
+export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Promise<HttpReply> {
+  const { source } = options;
+  const endpoint = endpointName(spec.url);
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  let request: Request;
+  try {
+    request = new Request(spec.url, {
+      method: spec.method,
+      headers: spec.headers,
+      ...(spec.body !== undefined ? { body: spec.body } : {}),
+      redirect: "manual",
+      signal,
+    });
+  } catch {
+    // Only a header value the Fetch standard refuses (a line break in a secret variable) gets
+    // here; the runtime's message quotes the value, so it is not kept as `cause`.
+    throw new ManagedIdentityError(
+      "invalid_configuration",
+      `Cannot build the request to "${source}" at ${endpoint}: a header value has characters HTTP refuses`,
+      { source, endpoint },
+    );
+  }
+  try {
+    const attempt = async (): Promise<HttpReply> => {
+      const response = await options.fetch(request);
+      if ((response.status >= 300 && response.status < 400) || response.type === "opaqueredirect") {
+        await response.body?.cancel().catch(() => {});
+        throw new ManagedIdentityError(
+          "request_failed",
+          `Cannot acquire token from "${source}": endpoint answered a redirect (${response.status}), which is refused`,
+          { source, status: response.status, endpoint },
+        );
+      }
+      const body = await readCapped(response, spec, source);
+      return { status: response.status, headers: response.headers, body };
+    };
+    return await raceAbort(attempt(), signal);
+  } catch (error) {
+    if (options.signal?.aborted) throw abortedError(source, options.signal, endpoint);
+    if (timeout.aborted) {
+      throw new ManagedIdentityError(
+        "timeout",
+        `Token request to "${source}" timed out after ${options.timeoutMs} ms`,
+        { source, endpoint, cause: error },
+      );
+    }
+    if (error instanceof ManagedIdentityError) throw error;
+    throw new ManagedIdentityError(
+      "unavailable",
+      `Cannot reach "${source}" at ${endpoint}: ${networkReason(error)}`,
+      { source, endpoint, cause: error },
+    );
+  }
+}
