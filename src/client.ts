@@ -142,7 +142,7 @@ export class ManagedIdentityClient {
     });
     this.#definition = SOURCES[this.source];
     identityParameter(this.#definition, this.#identity);
-    this.#config = this.#definition.configure?.(this.#env);
+    this.#config = this.#definition.configure?.(this.#env, internal);
     this.#fetch = options.fetch ?? this.#definition.createFetch?.(this.#config) ??
       ((request) => globalThis.fetch(request));
     this.#timeoutMs = positive("timeoutMs", options.timeoutMs, DEFAULT_TIMEOUT_MS);
@@ -219,7 +219,7 @@ export class ManagedIdentityClient {
     signal: AbortSignal | undefined,
   ): Promise<CachedToken> {
     const definition = this.#definition;
-    let spec: RequestSpec = definition.buildRequest({
+    let spec: RequestSpec = await definition.buildRequest({
       resource,
       identity: this.#identity,
       env: this.#env,

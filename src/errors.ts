@@ -33,17 +33,17 @@ export type ManagedIdentityErrorCode =
 /** What an error knows besides its code and message. */
 export interface ManagedIdentityErrorDetails {
   /** The source that was asked. */
-  readonly source?: Source;
+  readonly source?: Source | undefined;
   /** The HTTP status the endpoint answered with. */
-  readonly status?: number;
+  readonly status?: number | undefined;
   /** The endpoint's error code, from its body (`error` or `error.code`). */
-  readonly error?: string;
+  readonly error?: string | undefined;
   /** The endpoint's explanation, from its body (`error_description`, `message` or `error.message`). */
-  readonly errorDescription?: string;
+  readonly errorDescription?: string | undefined;
   /** The endpoint's correlation ID, when its body or headers carry one. */
-  readonly correlationId?: string;
+  readonly correlationId?: string | undefined;
   /** The endpoint's origin and path, never its query string. */
-  readonly endpoint?: string;
+  readonly endpoint?: string | undefined;
   /** The underlying failure. */
   readonly cause?: unknown;
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { ArcKeyFileSystem } from "./arc_key.ts";
+
 /** The key of the internal options. */
 export const INTERNAL: unique symbol = Symbol("azmi.internal");
 
@@ -16,6 +18,10 @@ export interface InternalOptions {
   readonly platform?: string;
   /** The file check used by detection. */
   readonly fileExists?: (path: string) => boolean;
+  /** Arc's token directory, so tests can use a temporary one. */
+  readonly arcTokenDirectory?: string;
+  /** Arc's key file reader, so tests can count or refuse file access. */
+  readonly arcFileSystem?: ArcKeyFileSystem;
 }
 
 /** Reads the internal options out of a client's options object. */

@@ -3,9 +3,22 @@
  * @module
  */
 
-const TOKEN_FIELD = /("(?:access_token|refresh_token|id_token|token)"\s*:\s*")[^"]*("?)/gi;
+// A token named in any notation: JSON, form encoding, YAML-ish, single quotes.
+const TOKEN_FIELD = /(\b(?:access_token|refresh_token|id_token|token)\b["']?\s*[:=]\s*["']?)[^"'&\s,;}]*/gi;
 // JWT-shaped or long opaque runs: whatever looks like a credential is cut out.
 const OPAQUE = /eyJ[\w-]*(?:\.[\w-]*)*|[\w+/=.-]{40,}/g;
+
+/** Header names whose values are secrets; an endpoint that echoes one in an error body gets it cut out. */
+export const SECRET_HEADERS: readonly string[] = ["x-identity-header", "secret", "authorization"];
+
+/** Replaces every occurrence of the given secret values in `text` by `[redacted]`. */
+export function scrub(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length >= 4) out = out.split(secret).join("[redacted]");
+  }
+  return out;
+}
 
 /**
  * A one-line excerpt of a body, at most `max` characters, with HTML tags dropped and anything
@@ -14,7 +27,7 @@ const OPAQUE = /eyJ[\w-]*(?:\.[\w-]*)*|[\w+/=.-]{40,}/g;
 export function excerpt(text: string, max = 160): string {
   const flat = text
     .replace(/<[^>]*>/g, " ")
-    .replace(TOKEN_FIELD, "$1[redacted]$2")
+    .replace(TOKEN_FIELD, "$1[redacted]")
     .replace(OPAQUE, "[redacted]")
     .replace(/\s+/g, " ")
     .trim();

@@ -4,7 +4,7 @@
  */
 
 import { SKU, VERSION } from "../version.ts";
-import { identityParameter, type SourceDefinition, withQuery } from "./source.ts";
+import { endpointUrl, identityParameter, type SourceDefinition, withQuery } from "./source.ts";
 
 /** The IMDS host when `AZURE_POD_IDENTITY_AUTHORITY_HOST` is unset. */
 export const IMDS_HOST = "http://169.254.169.254";
@@ -15,12 +15,17 @@ export const imds: SourceDefinition = {
   retry: "imds",
   identities: { parameters: { clientId: "client_id", objectId: "object_id", resourceId: "msi_res_id" } },
   buildRequest({ resource, identity, env }) {
-    // No "//" when the variable ends in "/".
-    const host = (env("AZURE_POD_IDENTITY_AUTHORITY_HOST") ?? IMDS_HOST).replace(/\/+$/, "");
+    const host = endpointUrl(
+      "DefaultToIMDS",
+      "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+      env("AZURE_POD_IDENTITY_AUTHORITY_HOST") ?? IMDS_HOST,
+    );
+    // No "//" when the variable ends in "/"; a query string on the host stays a query string.
+    host.pathname = `${host.pathname.replace(/\/+$/, "")}/metadata/identity/oauth2/token`;
     const parameter = identityParameter(imds, identity);
     return {
       method: "GET",
-      url: withQuery(`${host}/metadata/identity/oauth2/token`, {
+      url: withQuery(host, {
         "api-version": "2018-02-01",
         resource,
         ...(parameter && identity.kind !== "system" ? { [parameter]: identity.value } : {}),

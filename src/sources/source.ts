@@ -9,6 +9,7 @@ import type { EnvReader } from "../env.ts";
 import { ManagedIdentityError } from "../errors.ts";
 import { describeIdentity, type Identity, type IdentityKind } from "../identity.ts";
 import { type ParsedToken, parseErrorBody, parseTokenBody, type ReplyContext } from "../response.ts";
+import type { InternalOptions } from "../internal.ts";
 import type { FetchLike, Source } from "../types.ts";
 
 /** An HTTP request, described; the transport turns it into a `Request` on each attempt. */
@@ -17,6 +18,8 @@ export interface RequestSpec {
   readonly url: URL;
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: string;
+  /** `false` when this request must never be retried (Arc's challenge). */
+  readonly retry?: false;
 }
 
 /** An HTTP response with its body already read (under the size cap). */
@@ -68,11 +71,11 @@ export interface SourceDefinition {
   readonly retry: RetryRules;
   readonly identities: IdentitySupport;
   /** Runs once at construction: captures and validates what must not change later. */
-  readonly configure?: (env: EnvReader) => unknown;
+  readonly configure?: (env: EnvReader, internal: InternalOptions) => unknown;
   /** The transport's `fetch` for this source when the caller gives none (Service Fabric pins TLS). */
   readonly createFetch?: (config: unknown) => FetchLike;
-  /** Turns (resource, identity, env) into a request. Pure. */
-  readonly buildRequest: (context: BuildContext) => RequestSpec;
+  /** Turns (resource, identity, env) into a request. Pure (async only for Web Crypto hashing). */
+  readonly buildRequest: (context: BuildContext) => RequestSpec | Promise<RequestSpec>;
   /** Turns a response into a token or a next request; defaults to {@linkcode parseStandardReply}. */
   readonly parseReply?: (reply: HttpReply, context: ParseContext) => ParseOutcome | Promise<ParseOutcome>;
 }

@@ -1,0 +1,41 @@
+/**
+ * Read a Key Vault secret with the machine's managed identity, using nothing but fetch.
+ *
+ *   deno run --allow-env --allow-net examples/key_vault.ts https://<vault>.vault.azure.net <secret-name>
+ *   node examples/key_vault.ts https://<vault>.vault.azure.net <secret-name>
+ *
+ * Set AZURE_CLIENT_ID to use a user-assigned identity.
+ */
+
+import { ManagedIdentityClient, ManagedIdentityError } from "../mod.ts";
+
+interface ProcessView {
+  argv?: string[];
+  env?: Record<string, string | undefined>;
+  exit?: (code: number) => never;
+}
+const runtime = globalThis as { Deno?: { args: string[]; env: { get(n: string): string | undefined } } } & {
+  process?: ProcessView;
+};
+const args = runtime.Deno?.args ?? runtime.process?.argv?.slice(2) ?? [];
+const [vault, name] = args;
+if (!vault || !name) {
+  console.error("Usage: key_vault.ts <vault-url> <secret-name>");
+} else {
+  const clientId = runtime.Deno?.env.get("AZURE_CLIENT_ID") ?? runtime.process?.env?.AZURE_CLIENT_ID;
+  const client = new ManagedIdentityClient(clientId ? { clientId } : {});
+  try {
+    const { accessToken } = await client.acquireToken("https://vault.azure.net");
+    const response = await fetch(`${vault}/secrets/${encodeURIComponent(name)}?api-version=7.4`, {
+      headers: { authorization: `Bearer ${accessToken}` },
+    });
+    const body = await response.json() as { value?: string; error?: { message?: string } };
+    console.log(response.ok ? `secret "${name}" has ${body.value?.length ?? 0} characters` : body.error?.message);
+  } catch (error) {
+    if (error instanceof ManagedIdentityError) {
+      console.error(`${error.code}: ${error.message}`);
+    } else {
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,322 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { detectSource, ManagedIdentityClient, type Source, TokenCache } from "../mod.ts";
+import { recorder, testClient } from "./helpers/fake.ts";
+
+const ARC_LINUX_BINARY = "/opt/azcmagent/bin/himds";
+
+/** A file check that answers `exists(path)` and records every path it was asked about. */
+function fileCheck(exists: (path: string) => boolean = () => false): {
+  fileExists: (path: string) => boolean;
+  asked: string[];
+} {
+  const asked: string[] = [];
+  return {
+    asked,
+    fileExists: (path) => {
+      asked.push(path);
+      return exists(path);
+    },
+  };
+}
+
+/** Every row of PROTOCOL.md section 1, with the precedence between rows, and no Arc binary on disk. */
+const ROWS: readonly { name: string; env: Record<string, string>; expected: Source }[] = [
+  {
+    name: "ServiceFabric when IDENTITY_ENDPOINT, IDENTITY_HEADER and IDENTITY_SERVER_THUMBPRINT are set",
+    env: { IDENTITY_ENDPOINT: "https://10.0.0.4:2377/token", IDENTITY_HEADER: "h", IDENTITY_SERVER_THUMBPRINT: "ab" },
+    expected: "ServiceFabric",
+  },
+  {
+    name: "ServiceFabric over every other source when all variables are set",
+    env: {
+      IDENTITY_ENDPOINT: "https://10.0.0.4:2377/token",
+      IDENTITY_HEADER: "h",
+      IDENTITY_SERVER_THUMBPRINT: "ab",
+      IMDS_ENDPOINT: "http://127.0.0.1:40342",
+      MSI_ENDPOINT: "http://127.0.0.1:46808/",
+      MSI_SECRET: "s",
+    },
+    expected: "ServiceFabric",
+  },
+  {
+    name: "AppService when only IDENTITY_ENDPOINT and IDENTITY_HEADER are set",
+    env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" },
+    expected: "AppService",
+  },
+  {
+    name: "AppService over Azure ML, Cloud Shell and Azure Arc",
+    env: {
+      IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token",
+      IDENTITY_HEADER: "h",
+      IMDS_ENDPOINT: "http://127.0.0.1:40342",
+      MSI_ENDPOINT: "http://127.0.0.1:46808/",
+      MSI_SECRET: "s",
+    },
+    expected: "AppService",
+  },
+  {
+    name: "AppService when IDENTITY_SERVER_THUMBPRINT is empty",
+    env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h", IDENTITY_SERVER_THUMBPRINT: "" },
+    expected: "AppService",
+  },
+  {
+    name: "AzureML when MSI_ENDPOINT and MSI_SECRET are set",
+    env: { MSI_ENDPOINT: "http://127.0.0.1:46808/", MSI_SECRET: "s" },
+    expected: "AzureML",
+  },
+  {
+    name: "AzureML over Azure Arc",
+    env: {
+      MSI_ENDPOINT: "http://127.0.0.1:46808/",
+      MSI_SECRET: "s",
+      IDENTITY_ENDPOINT: "http://127.0.0.1:40342/token",
+      IMDS_ENDPOINT: "http://127.0.0.1:40342",
+    },
+    expected: "AzureML",
+  },
+  {
+    name: "CloudShell when MSI_ENDPOINT alone is set",
+    env: { MSI_ENDPOINT: "http://localhost:50342/oauth2/token" },
+    expected: "CloudShell",
+  },
+  {
+    name: "CloudShell when MSI_SECRET is empty",
+    env: { MSI_ENDPOINT: "http://localhost:50342/oauth2/token", MSI_SECRET: "" },
+    expected: "CloudShell",
+  },
+  {
+    name: "CloudShell over Azure Arc",
+    env: {
+      MSI_ENDPOINT: "http://localhost:50342/oauth2/token",
+      IDENTITY_ENDPOINT: "http://127.0.0.1:40342/token",
+      IMDS_ENDPOINT: "http://127.0.0.1:40342",
+    },
+    expected: "CloudShell",
+  },
+  {
+    name: "AzureArc when IDENTITY_ENDPOINT and IMDS_ENDPOINT are set",
+    env: {
+      IDENTITY_ENDPOINT: "http://127.0.0.1:40342/metadata/identity/oauth2/token",
+      IMDS_ENDPOINT: "http://127.0.0.1:40342",
+    },
+    expected: "AzureArc",
+  },
+  {
+    name: "AzureArc when IDENTITY_ENDPOINT and IMDS_ENDPOINT are set and IDENTITY_HEADER is empty",
+    env: {
+      IDENTITY_ENDPOINT: "http://127.0.0.1:40342/token",
+      IMDS_ENDPOINT: "http://127.0.0.1:40342",
+      IDENTITY_HEADER: "",
+    },
+    expected: "AzureArc",
+  },
+  { name: "DefaultToIMDS when nothing is set", env: {}, expected: "DefaultToIMDS" },
+  {
+    name: "DefaultToIMDS when every variable is set but empty",
+    env: {
+      IDENTITY_ENDPOINT: "",
+      IDENTITY_HEADER: "",
+      IDENTITY_SERVER_THUMBPRINT: "",
+      IMDS_ENDPOINT: "",
+      MSI_ENDPOINT: "",
+      MSI_SECRET: "",
+    },
+    expected: "DefaultToIMDS",
+  },
+  {
+    name: "DefaultToIMDS when IDENTITY_HEADER is empty and IMDS_ENDPOINT unset",
+    env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "" },
+    expected: "DefaultToIMDS",
+  },
+  {
+    name: "DefaultToIMDS when IDENTITY_ENDPOINT is empty",
+    env: { IDENTITY_ENDPOINT: "", IDENTITY_HEADER: "h", IDENTITY_SERVER_THUMBPRINT: "ab", IMDS_ENDPOINT: "x" },
+    expected: "DefaultToIMDS",
+  },
+  {
+    name: "DefaultToIMDS when IMDS_ENDPOINT is empty",
+    env: { IDENTITY_ENDPOINT: "http://127.0.0.1:40342/token", IMDS_ENDPOINT: "" },
+    expected: "DefaultToIMDS",
+  },
+  {
+    name: "DefaultToIMDS when MSI_ENDPOINT is empty",
+    env: { MSI_ENDPOINT: "", MSI_SECRET: "s" },
+    expected: "DefaultToIMDS",
+  },
+  {
+    name: "DefaultToIMDS when only IDENTITY_ENDPOINT is set",
+    env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token" },
+    expected: "DefaultToIMDS",
+  },
+  {
+    name: "DefaultToIMDS when only IMDS_ENDPOINT is set",
+    env: { IMDS_ENDPOINT: "http://127.0.0.1:40342" },
+    expected: "DefaultToIMDS",
+  },
+  { name: "DefaultToIMDS when only MSI_SECRET is set", env: { MSI_SECRET: "s" }, expected: "DefaultToIMDS" },
+];
+
+describe("detectSource()", () => {
+  for (const row of ROWS) {
+    test(`detectSource() returns ${row.name}`, () => {
+      const check = fileCheck();
+      assert.equal(detectSource(row.env, { platform: "linux", fileExists: check.fileExists }), row.expected);
+      // The file check is the only I/O, and only for the Arc row.
+      for (const path of check.asked) assert.equal(path, ARC_LINUX_BINARY);
+    });
+  }
+
+  test("detectSource() returns AzureArc when the Arc agent binary exists on Linux", () => {
+    const check = fileCheck((path) => path === ARC_LINUX_BINARY);
+    assert.equal(detectSource({}, { platform: "linux", fileExists: check.fileExists }), "AzureArc");
+    assert.deepEqual(check.asked, [ARC_LINUX_BINARY]);
+  });
+
+  test("detectSource() asks only for /opt/azcmagent/bin/himds on Linux and falls back to DefaultToIMDS", () => {
+    const check = fileCheck();
+    const env = { ProgramFiles: "C:\\Program Files", ProgramData: "C:\\ProgramData" };
+    assert.equal(detectSource(env, { platform: "linux", fileExists: check.fileExists }), "DefaultToIMDS");
+    assert.deepEqual(check.asked, [ARC_LINUX_BINARY]);
+  });
+
+  test("detectSource() asks for himds.exe under ProgramFiles and ProgramData on Windows", () => {
+    const check = fileCheck();
+    const env = { ProgramFiles: "C:\\Program Files", ProgramData: "C:\\ProgramData" };
+    assert.equal(detectSource(env, { platform: "win32", fileExists: check.fileExists }), "DefaultToIMDS");
+    assert.deepEqual(check.asked, [
+      "C:\\Program Files\\AzureConnectedMachineAgent\\himds.exe",
+      "C:\\ProgramData\\AzureConnectedMachineAgent\\himds.exe",
+    ]);
+  });
+
+  test("detectSource() returns AzureArc when himds.exe exists under ProgramFiles on Windows", () => {
+    const check = fileCheck((path) => path === "C:\\Program Files\\AzureConnectedMachineAgent\\himds.exe");
+    const env = { ProgramFiles: "C:\\Program Files", ProgramData: "C:\\ProgramData" };
+    assert.equal(detectSource(env, { platform: "win32", fileExists: check.fileExists }), "AzureArc");
+    assert.ok(!check.asked.includes(ARC_LINUX_BINARY));
+    assert.equal(check.asked[0], "C:\\Program Files\\AzureConnectedMachineAgent\\himds.exe");
+  });
+
+  test("detectSource() returns AzureArc when himds.exe exists under ProgramData on Windows", () => {
+    const check = fileCheck((path) => path === "D:\\Data\\AzureConnectedMachineAgent\\himds.exe");
+    const env = { ProgramFiles: "C:\\Program Files", ProgramData: "D:\\Data" };
+    assert.equal(detectSource(env, { platform: "win32", fileExists: check.fileExists }), "AzureArc");
+    assert.deepEqual(check.asked, [
+      "C:\\Program Files\\AzureConnectedMachineAgent\\himds.exe",
+      "D:\\Data\\AzureConnectedMachineAgent\\himds.exe",
+    ]);
+  });
+
+  test("detectSource() does not double the separator when ProgramFiles ends in a backslash on Windows", () => {
+    const check = fileCheck();
+    const env = { ProgramFiles: "C:\\Program Files\\", ProgramData: "C:\\ProgramData/" };
+    detectSource(env, { platform: "win32", fileExists: check.fileExists });
+    assert.deepEqual(check.asked, [
+      "C:\\Program Files\\AzureConnectedMachineAgent\\himds.exe",
+      "C:\\ProgramData\\AzureConnectedMachineAgent\\himds.exe",
+    ]);
+  });
+
+  test("detectSource() skips an unset or empty ProgramFiles on Windows", () => {
+    const check = fileCheck();
+    assert.equal(
+      detectSource({ ProgramFiles: "", ProgramData: "C:\\ProgramData" }, {
+        platform: "win32",
+        fileExists: check.fileExists,
+      }),
+      "DefaultToIMDS",
+    );
+    assert.deepEqual(check.asked, ["C:\\ProgramData\\AzureConnectedMachineAgent\\himds.exe"]);
+    const none = fileCheck(() => true);
+    assert.equal(detectSource({}, { platform: "win32", fileExists: none.fileExists }), "DefaultToIMDS");
+    assert.deepEqual(none.asked, []);
+  });
+
+  test("detectSource() checks no file on darwin", () => {
+    const check = fileCheck(() => true);
+    const env = { ProgramFiles: "C:\\Program Files", ProgramData: "C:\\ProgramData" };
+    assert.equal(detectSource(env, { platform: "darwin", fileExists: check.fileExists }), "DefaultToIMDS");
+    assert.deepEqual(check.asked, []);
+  });
+
+  test("detectSource() prefers an earlier source to the Arc agent binary", () => {
+    const check = fileCheck(() => true);
+    const appService = { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" };
+    assert.equal(detectSource(appService, { platform: "linux", fileExists: check.fileExists }), "AppService");
+    const cloudShell = { MSI_ENDPOINT: "http://localhost:50342/oauth2/token" };
+    assert.equal(detectSource(cloudShell, { platform: "linux", fileExists: check.fileExists }), "CloudShell");
+    assert.deepEqual(check.asked, []);
+  });
+
+  test("new ManagedIdentityClient() detects without calling fetch", () => {
+    const envs: readonly Record<string, string>[] = [
+      {},
+      { IDENTITY_ENDPOINT: "https://10.0.0.4:2377/token", IDENTITY_HEADER: "h", IDENTITY_SERVER_THUMBPRINT: "ab" },
+      { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" },
+      { MSI_ENDPOINT: "http://127.0.0.1:46808/", MSI_SECRET: "s" },
+      { MSI_ENDPOINT: "http://localhost:50342/oauth2/token" },
+      { IDENTITY_ENDPOINT: "http://127.0.0.1:40342/token", IMDS_ENDPOINT: "http://127.0.0.1:40342" },
+    ];
+    const fake = recorder();
+    const sources = envs.map((env) => testClient({ env, fetch: fake.fetch }).source);
+    assert.deepEqual(sources, ["DefaultToIMDS", "ServiceFabric", "AppService", "AzureML", "CloudShell", "AzureArc"]);
+    assert.equal(fake.seen.length, 0);
+  });
+});
+
+describe("ManagedIdentityClient construction", () => {
+  test("new ManagedIdentityClient() reports the detected source in client.source", () => {
+    const fake = recorder();
+    const cases: readonly [Record<string, string>, Source][] = [
+      [{ IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" }, "AppService"],
+      [{ MSI_ENDPOINT: "http://127.0.0.1:46808/", MSI_SECRET: "s" }, "AzureML"],
+      [{ MSI_ENDPOINT: "http://localhost:50342/oauth2/token" }, "CloudShell"],
+      [{ IDENTITY_ENDPOINT: "http://127.0.0.1:40342/token", IMDS_ENDPOINT: "http://127.0.0.1:40342" }, "AzureArc"],
+    ];
+    for (const [env, expected] of cases) {
+      // These environments match before the Arc binary check, so the machine's files do not matter.
+      const client = new ManagedIdentityClient({ env, fetch: fake.fetch, cache: new TokenCache() });
+      assert.equal(client.source, expected);
+    }
+    assert.equal(fake.seen.length, 0);
+  });
+
+  test("new ManagedIdentityClient() reports DefaultToIMDS or AzureArc from the injected Arc binary check", () => {
+    assert.equal(testClient({ env: {} }).source, "DefaultToIMDS");
+    const asked: string[] = [];
+    const arc = testClient({ env: {} }, {
+      platform: "linux",
+      fileExists: (path) => {
+        asked.push(path);
+        return path === ARC_LINUX_BINARY;
+      },
+    });
+    assert.equal(arc.source, "AzureArc");
+    assert.deepEqual(asked, [ARC_LINUX_BINARY]);
+  });
+
+  const env = { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" };
+  const badIdentities: readonly [string, Record<string, string>, RegExp][] = [
+    ["two IDs", { clientId: "a", objectId: "b" }, /clientId and objectId/],
+    ["three IDs", { clientId: "a", objectId: "b", resourceId: "/c" }, /clientId and objectId and resourceId/],
+    ["an empty client ID", { clientId: "" }, /"clientId"/],
+    ["an empty object ID", { objectId: "" }, /"objectId"/],
+    ["a whitespace-only resource ID", { resourceId: "  \t " }, /"resourceId"/],
+    ["a whitespace-only client ID", { clientId: " " }, /"clientId"/],
+  ];
+  for (const [name, identity, message] of badIdentities) {
+    test(`new ManagedIdentityClient() throws TypeError for ${name}`, () => {
+      const fake = recorder();
+      assert.throws(
+        () => new ManagedIdentityClient({ env, fetch: fake.fetch, cache: new TokenCache(), ...identity }),
+        (error: unknown) => {
+          assert.ok(error instanceof TypeError, `expected a TypeError, got ${String(error)}`);
+          assert.match(error.message, message);
+          return true;
+        },
+      );
+      assert.equal(fake.seen.length, 0);
+    });
+  }
+});

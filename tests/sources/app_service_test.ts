@@ -1,0 +1,154 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { recorder, type Seen, testClient } from "../helpers/fake.ts";
+
+const ENDPOINT = "http://127.0.0.1:41741/msi/token";
+const ENV = { IDENTITY_ENDPOINT: ENDPOINT, IDENTITY_HEADER: "identity-header-value" };
+const RESOURCE_ID =
+  "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1";
+
+/** The one request a fake endpoint saw. */
+function onlyRequest(seen: readonly Seen[]): Seen {
+  assert.equal(seen.length, 1, "expected exactly one request");
+  return seen[0]!;
+}
+
+/** Origin and path, without the query string. */
+function endpointOf(seen: Seen): string {
+  return `${seen.url.origin}${seen.url.pathname}`;
+}
+
+/** Asserts the App Service request line, headers and empty body; the query is checked by the caller. */
+function assertAppServiceRequest(seen: Seen, endpoint = ENDPOINT, header = ENV.IDENTITY_HEADER): void {
+  assert.equal(seen.method, "GET");
+  assert.equal(endpointOf(seen), endpoint);
+  assert.deepEqual([...seen.headers], [["x-identity-header", header]]);
+  assert.equal(seen.body, "");
+}
+
+describe("App Service requests", () => {
+  test("acquireToken() sends a GET to IDENTITY_ENDPOINT for the system-assigned identity on App Service", async () => {
+    const redirects: string[] = [];
+    const fake = recorder((request) => {
+      redirects.push(request.redirect);
+      return Response.json({ access_token: "token-value", expires_in: 3600 });
+    });
+    const client = testClient({ env: ENV, fetch: fake.fetch });
+    assert.equal(client.source, "AppService");
+    const result = await client.acquireToken("https://vault.azure.net");
+    const seen = onlyRequest(fake.seen);
+    assertAppServiceRequest(seen);
+    assert.deepEqual([...seen.url.searchParams], [
+      ["api-version", "2019-08-01"],
+      ["resource", "https://vault.azure.net"],
+    ]);
+    assert.equal(seen.url.search, "?api-version=2019-08-01&resource=https%3A%2F%2Fvault.azure.net");
+    assert.deepEqual(redirects, ["manual"]);
+    assert.equal(result.accessToken, "token-value");
+    assert.equal(result.source, "AppService");
+  });
+
+  test("acquireToken() sends client_id for a client ID on App Service", async () => {
+    const fake = recorder();
+    const client = testClient({ env: ENV, fetch: fake.fetch, clientId: "11111111-2222-3333-4444-555555555555" });
+    await client.acquireToken("https://vault.azure.net");
+    const seen = onlyRequest(fake.seen);
+    assertAppServiceRequest(seen);
+    assert.deepEqual([...seen.url.searchParams], [
+      ["api-version", "2019-08-01"],
+      ["resource", "https://vault.azure.net"],
+      ["client_id", "11111111-2222-3333-4444-555555555555"],
+    ]);
+  });
+
+  test("acquireToken() sends object_id for an object ID on App Service", async () => {
+    const fake = recorder();
+    const client = testClient({ env: ENV, fetch: fake.fetch, objectId: "99999999-8888-7777-6666-555555555555" });
+    await client.acquireToken("https://vault.azure.net");
+    const seen = onlyRequest(fake.seen);
+    assertAppServiceRequest(seen);
+    assert.deepEqual([...seen.url.searchParams], [
+      ["api-version", "2019-08-01"],
+      ["resource", "https://vault.azure.net"],
+      ["object_id", "99999999-8888-7777-6666-555555555555"],
+    ]);
+  });
+
+  test("acquireToken() sends mi_res_id for a resource ID on App Service", async () => {
+    const fake = recorder();
+    const client = testClient({ env: ENV, fetch: fake.fetch, resourceId: RESOURCE_ID });
+    await client.acquireToken("https://vault.azure.net");
+    const seen = onlyRequest(fake.seen);
+    assertAppServiceRequest(seen);
+    assert.deepEqual([...seen.url.searchParams], [
+      ["api-version", "2019-08-01"],
+      ["resource", "https://vault.azure.net"],
+      ["mi_res_id", RESOURCE_ID],
+    ]);
+    assert.equal(
+      seen.url.search,
+      "?api-version=2019-08-01&resource=https%3A%2F%2Fvault.azure.net&mi_res_id=" + encodeURIComponent(RESOURCE_ID),
+    );
+  });
+
+  test("acquireToken() removes a trailing /.default from the resource on App Service", async () => {
+    const fake = recorder();
+    const client = testClient({ env: ENV, fetch: fake.fetch });
+    const result = await client.acquireToken("https://vault.azure.net/.default");
+    const seen = onlyRequest(fake.seen);
+    assert.deepEqual([...seen.url.searchParams], [
+      ["api-version", "2019-08-01"],
+      ["resource", "https://vault.azure.net"],
+    ]);
+    assert.equal(result.resource, "https://vault.azure.net");
+  });
+
+  test("acquireToken() removes only one trailing /.default on App Service", async () => {
+    const fake = recorder();
+    const client = testClient({ env: ENV, fetch: fake.fetch });
+    await client.acquireToken("https://x/.default/.default");
+    await client.acquireToken("https://x/.default/data");
+    assert.equal(fake.seen.length, 2);
+    assert.deepEqual([...fake.seen[0]!.url.searchParams], [
+      ["api-version", "2019-08-01"],
+      ["resource", "https://x/.default"],
+    ]);
+    assert.deepEqual([...fake.seen[1]!.url.searchParams], [
+      ["api-version", "2019-08-01"],
+      ["resource", "https://x/.default/data"],
+    ]);
+  });
+
+  test("acquireToken() keeps the query string of IDENTITY_ENDPOINT on App Service", async () => {
+    const fake = recorder();
+    const env = { ...ENV, IDENTITY_ENDPOINT: `${ENDPOINT}?code=abc&region=west` };
+    const client = testClient({ env, fetch: fake.fetch, clientId: "client-1" });
+    await client.acquireToken("https://vault.azure.net");
+    const seen = onlyRequest(fake.seen);
+    assertAppServiceRequest(seen);
+    assert.deepEqual([...seen.url.searchParams], [
+      ["code", "abc"],
+      ["region", "west"],
+      ["api-version", "2019-08-01"],
+      ["resource", "https://vault.azure.net"],
+      ["client_id", "client-1"],
+    ]);
+  });
+
+  test("acquireToken() reads IDENTITY_ENDPOINT and IDENTITY_HEADER on each App Service request", async () => {
+    const fake = recorder();
+    const env: Record<string, string> = { ...ENV };
+    const client = testClient({ env, fetch: fake.fetch });
+    await client.acquireToken("https://vault.azure.net");
+    env.IDENTITY_ENDPOINT = "http://127.0.0.1:42000/other/token";
+    env.IDENTITY_HEADER = "rotated-header-value";
+    await client.acquireToken("https://vault.azure.net", { forceRefresh: true });
+    assert.equal(fake.seen.length, 2);
+    assertAppServiceRequest(fake.seen[0]!);
+    assertAppServiceRequest(fake.seen[1]!, "http://127.0.0.1:42000/other/token", "rotated-header-value");
+    assert.deepEqual([...fake.seen[1]!.url.searchParams], [
+      ["api-version", "2019-08-01"],
+      ["resource", "https://vault.azure.net"],
+    ]);
+  });
+});
