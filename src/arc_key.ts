@@ -67,7 +67,11 @@ function splitPath(path: string, platform: string): { directory: string; name: s
  * @throws {ManagedIdentityError} `arc_challenge_missing`, `arc_challenge_invalid`,
  *   `arc_platform_unsupported`, `arc_key_invalid_name` or `arc_key_invalid_directory`.
  */
-export function validateArcChallenge(header: string | null, platform: string, tokenDirectory?: string): string {
+export function validateArcChallenge(
+  header: string | null,
+  platform: string,
+  tokenDirectory: string | undefined = arcTokenDirectory(platform, undefined),
+): string {
   if (header === null || header.trim() === "") {
     throw refuse(
       "arc_challenge_missing",
@@ -189,5 +193,13 @@ export async function readArcKey(path: string, platform: string, fs: () => ArcKe
     throw fileError(error, path, platform);
   }
   if (contents === "") throw refuse("arc_key_invalid_file", `The Azure Arc key file "${path}" is empty`);
+  // The file may have grown between stat and read.
+  const size = new TextEncoder().encode(contents).length;
+  if (size > ARC_MAX_KEY_BYTES) {
+    throw refuse(
+      "arc_key_too_large",
+      `The Azure Arc key file "${path}" must be at most ${ARC_MAX_KEY_BYTES} bytes: it has ${size}`,
+    );
+  }
   return contents;
 }

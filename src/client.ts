@@ -9,6 +9,7 @@ import { type EnvReader, envReader } from "./env.ts";
 import { ManagedIdentityError } from "./errors.ts";
 import { type Identity, type IdentityOptions, parseIdentity } from "./identity.ts";
 import { internalOptions } from "./internal.ts";
+import { secretHeaderValues } from "./redact.ts";
 import { SOURCES } from "./sources/index.ts";
 import {
   endpointName,
@@ -240,6 +241,7 @@ export class ManagedIdentityClient {
         endpoint: endpointName(spec.url),
         identity: this.#identity,
         request: spec,
+        secrets: secretHeaderValues(spec.headers),
         now: this.#now(),
         config: this.#config,
       };

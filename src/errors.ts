@@ -16,6 +16,15 @@ import type { Source } from "./types.ts";
  * - `invalid_response`: the endpoint answered success with a body that is not a token.
  * - `timeout`: an attempt took longer than `timeoutMs`.
  * - `aborted`: the caller's `AbortSignal` ended the call.
+ * - `certificate_mismatch`: the Service Fabric endpoint's certificate does not match
+ *   `IDENTITY_SERVER_THUMBPRINT`; the connection was dropped before the secret was sent.
+ * - `identity_mismatch`: Azure Arc returned a token that does not echo the requested
+ *   user-assigned identity; it was not used or cached.
+ * - `arc_challenge_missing`, `arc_challenge_invalid`, `arc_platform_unsupported`,
+ *   `arc_key_invalid_name`, `arc_key_invalid_directory`: the Azure Arc challenge was refused
+ *   before any file was touched.
+ * - `arc_key_not_found`, `arc_key_permission_denied`, `arc_key_invalid_file`,
+ *   `arc_key_too_large`, `arc_key_unreadable`: the Azure Arc key file could not be used.
  *
  * The union is open: later versions may add codes, so keep a default branch.
  */
@@ -27,6 +36,18 @@ export type ManagedIdentityErrorCode =
   | "invalid_response"
   | "timeout"
   | "aborted"
+  | "certificate_mismatch"
+  | "identity_mismatch"
+  | "arc_challenge_missing"
+  | "arc_challenge_invalid"
+  | "arc_platform_unsupported"
+  | "arc_key_invalid_name"
+  | "arc_key_invalid_directory"
+  | "arc_key_not_found"
+  | "arc_key_permission_denied"
+  | "arc_key_invalid_file"
+  | "arc_key_too_large"
+  | "arc_key_unreadable"
   // deno-lint-ignore ban-types
   | (string & {});
 

@@ -11,6 +11,22 @@ const OPAQUE = /eyJ[\w-]*(?:\.[\w-]*)*|[\w+/=.-]{40,}/g;
 /** Header names whose values are secrets; an endpoint that echoes one in an error body gets it cut out. */
 export const SECRET_HEADERS: readonly string[] = ["x-identity-header", "secret", "authorization"];
 
+/**
+ * The secret values a request carries in its headers: each secret header's value, trimmed,
+ * and for `<scheme> <credential>` the credential alone (an Arc key may end in a newline, which
+ * the Fetch standard strips before sending, so the trimmed forms are what an endpoint echoes).
+ */
+export function secretHeaderValues(headers: Readonly<Record<string, string>>): string[] {
+  const values: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (!SECRET_HEADERS.includes(name.toLowerCase())) continue;
+    values.push(value, value.trim());
+    const credential = /^\S+\s+([\s\S]+)$/.exec(value.trim())?.[1]?.trim();
+    if (credential) values.push(credential);
+  }
+  return values;
+}
+
 /** Replaces every occurrence of the given secret values in `text` by `[redacted]`. */
 export function scrub(text: string, secrets: readonly string[]): string {
   let out = text;

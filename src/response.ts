@@ -5,7 +5,7 @@
  */
 
 import { ManagedIdentityError } from "./errors.ts";
-import { excerpt } from "./redact.ts";
+import { excerpt, scrub } from "./redact.ts";
 import type { Source } from "./types.ts";
 
 /** A successful token response, with times in milliseconds since the epoch. */
@@ -32,6 +32,8 @@ export interface ErrorBody {
 export interface ReplyContext {
   readonly source: Source;
   readonly endpoint: string;
+  /** Secret values the request carried: cut out of any excerpt of what the endpoint sent back. */
+  readonly secrets?: readonly string[];
 }
 
 const TWO_HOURS = 2 * 60 * 60 * 1000;
@@ -155,7 +157,9 @@ export function parseTokenBody(text: string, now: number, context: ReplyContext)
   const body = parseJsonObject(text);
   if (!body) {
     throw invalid(
-      text.trim() === "" ? "the body is empty" : `the body is not a JSON object: "${excerpt(text)}"`,
+      text.trim() === ""
+        ? "the body is empty"
+        : `the body is not a JSON object: "${excerpt(scrub(text, context.secrets ?? []))}"`,
       context,
     );
   }

@@ -7,7 +7,6 @@
  */
 
 import { ManagedIdentityError } from "./errors.ts";
-import { scrub, SECRET_HEADERS } from "./redact.ts";
 import type { HttpReply, RequestSpec } from "./sources/source.ts";
 import { endpointName } from "./sources/source.ts";
 import type { FetchLike, Source } from "./types.ts";
@@ -54,18 +53,6 @@ function networkReason(error: unknown): string {
     current = current.cause;
   }
   return message;
-}
-
-function secretValues(spec: RequestSpec): string[] {
-  const values: string[] = [];
-  for (const [name, value] of Object.entries(spec.headers)) {
-    if (!SECRET_HEADERS.includes(name.toLowerCase())) continue;
-    values.push(value);
-    // "Basic <key>": the key alone is the secret too.
-    const credential = /^\w+ (.+)$/.exec(value)?.[1];
-    if (credential) values.push(credential);
-  }
-  return values;
 }
 
 async function readCapped(response: Response, spec: RequestSpec, source: Source): Promise<string> {
@@ -137,10 +124,7 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
           { source, status: response.status, endpoint },
         );
       }
-      const text = await readCapped(response, spec, source);
-      // An error body that echoes a secret header must not carry it into an error message.
-      const success = response.status === 200 || response.status === 202;
-      const body = success ? text : scrub(text, secretValues(spec));
+      const body = await readCapped(response, spec, source);
       return { status: response.status, headers: response.headers, body };
     };
     return await raceAbort(attempt(), signal);

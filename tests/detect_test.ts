@@ -252,7 +252,11 @@ describe("detectSource()", () => {
   test("new ManagedIdentityClient() detects without calling fetch", () => {
     const envs: readonly Record<string, string>[] = [
       {},
-      { IDENTITY_ENDPOINT: "https://10.0.0.4:2377/token", IDENTITY_HEADER: "h", IDENTITY_SERVER_THUMBPRINT: "ab" },
+      {
+        IDENTITY_ENDPOINT: "https://10.0.0.4:2377/token",
+        IDENTITY_HEADER: "h",
+        IDENTITY_SERVER_THUMBPRINT: "ab".repeat(20),
+      },
       { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" },
       { MSI_ENDPOINT: "http://127.0.0.1:46808/", MSI_SECRET: "s" },
       { MSI_ENDPOINT: "http://localhost:50342/oauth2/token" },

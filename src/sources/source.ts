@@ -10,6 +10,7 @@ import { ManagedIdentityError } from "../errors.ts";
 import { describeIdentity, type Identity, type IdentityKind } from "../identity.ts";
 import { type ParsedToken, parseErrorBody, parseTokenBody, type ReplyContext } from "../response.ts";
 import type { InternalOptions } from "../internal.ts";
+import { scrub } from "../redact.ts";
 import type { FetchLike, Source } from "../types.ts";
 
 /** An HTTP request, described; the transport turns it into a `Request` on each attempt. */
@@ -133,7 +134,8 @@ export function endpointName(url: URL): string {
 
 /** The error for an HTTP status that is not success, with what the body said. */
 export function httpError(reply: HttpReply, context: ReplyContext): ManagedIdentityError {
-  const said = parseErrorBody(reply.body);
+  // An error body that echoes a secret header must not carry it into an error.
+  const said = parseErrorBody(scrub(reply.body, context.secrets ?? []));
   const correlationId = said.correlationId ?? reply.headers.get("x-ms-correlation-id") ??
     reply.headers.get("x-ms-request-id") ?? undefined;
   // Docker Desktop answers IMDS with 403 "...unreachable...": there is no managed identity here.

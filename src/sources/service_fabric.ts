@@ -1,0 +1,68 @@
+/**
+ * Service Fabric: the cluster's HTTPS endpoint, trusted by its certificate's SHA-1 thumbprint
+ * (PROTOCOL.md sections 3 and 6).
+ * @module
+ */
+
+import { ManagedIdentityError } from "../errors.ts";
+import { normalizeThumbprint, pinnedFetch } from "../pinned_fetch.ts";
+import { endpointUrl, type SourceDefinition, withQuery } from "./source.ts";
+
+/** What Service Fabric captures at construction. */
+export interface ServiceFabricConfig {
+  readonly endpoint: URL;
+  readonly thumbprint: string;
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * `GET $IDENTITY_ENDPOINT?api-version=2019-07-01-preview&resource=...` with `Secret` and
+ * `Accept: application/json`, over TLS pinned to `IDENTITY_SERVER_THUMBPRINT`. With claims and a
+ * cached token it adds `token_sha256_to_refresh`; client capabilities go as `xms_cc`.
+ */
+export const serviceFabric: SourceDefinition = {
+  name: "ServiceFabric",
+  retry: "standard",
+  identities: {
+    parameters: {},
+    refusal: "the identity is set by the cluster's configuration, see https://aka.ms/servicefabricmi",
+  },
+  configure(env): ServiceFabricConfig {
+    const endpoint = endpointUrl("ServiceFabric", "IDENTITY_ENDPOINT", env("IDENTITY_ENDPOINT"));
+    if (endpoint.protocol !== "https:" || endpoint.hostname === "") {
+      throw new ManagedIdentityError(
+        "invalid_configuration",
+        `IDENTITY_ENDPOINT must be an https: URL with a host for Service Fabric: got "${endpoint.protocol}//${endpoint.host}"`,
+        { source: "ServiceFabric" },
+      );
+    }
+    const raw = env("IDENTITY_SERVER_THUMBPRINT") ?? "";
+    const thumbprint = normalizeThumbprint(raw);
+    if (!/^[0-9A-F]{40}$/.test(thumbprint)) {
+      throw new ManagedIdentityError(
+        "invalid_configuration",
+        `IDENTITY_SERVER_THUMBPRINT must be a SHA-1 thumbprint of 40 hex characters: got ${thumbprint.length} characters`,
+        { source: "ServiceFabric" },
+      );
+    }
+    return { endpoint, thumbprint };
+  },
+  createFetch: (config) => pinnedFetch((config as ServiceFabricConfig).thumbprint),
+  async buildRequest({ resource, env, config, claims, cachedToken, clientCapabilities }) {
+    const { endpoint } = config as ServiceFabricConfig;
+    return {
+      method: "GET",
+      url: withQuery(endpoint, {
+        "api-version": "2019-07-01-preview",
+        resource,
+        ...(claims && cachedToken ? { token_sha256_to_refresh: await sha256Hex(cachedToken) } : {}),
+        ...(clientCapabilities.length > 0 ? { xms_cc: clientCapabilities.join(",") } : {}),
+      }),
+      headers: { "Accept": "application/json", "Secret": env("IDENTITY_HEADER") ?? "" },
+    };
+  },
+};

@@ -1,0 +1,318 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { ManagedIdentityError } from "../../mod.ts";
+import { constantTimeEqual, normalizeThumbprint, parseHttpResponse, pinnedFetch } from "../../src/pinned_fetch.ts";
+import { loopback, recorder, type Seen, sendJson, testClient } from "../helpers/fake.ts";
+
+const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url)), "utf8");
+const CERT = fixture("test_only_sf_cert.pem");
+const KEY = fixture("test_only_sf_key.pem");
+const OTHER_CERT = fixture("test_only_other_cert.pem");
+const OTHER_KEY = fixture("test_only_other_key.pem");
+const PIN = new X509Certificate(CERT).fingerprint; // "AB:CD:..." (SHA-1)
+const OTHER_PIN = new X509Certificate(OTHER_CERT).fingerprint;
+
+const ENDPOINT = "https://127.0.0.1:2377/metadata/identity/oauth2/token";
+const SECRET = "sf-identity-header-secret";
+const env = (overrides: Record<string, string> = {}) => ({
+  IDENTITY_ENDPOINT: ENDPOINT,
+  IDENTITY_HEADER: SECRET,
+  IDENTITY_SERVER_THUMBPRINT: PIN,
+  ...overrides,
+});
+
+function only(seen: readonly Seen[]): Seen {
+  assert.equal(seen.length, 1, "expected exactly one request");
+  return seen[0]!;
+}
+
+interface HttpsServer {
+  url: string;
+  requests: { url: string; secret: string | undefined }[];
+  close(): Promise<void>;
+}
+
+/** A real HTTPS server on loopback with a committed test-only certificate. */
+async function httpsServer(
+  answer: (url: string) => { status: number; headers?: Record<string, string>; body?: unknown },
+  cert = CERT,
+  key = KEY,
+): Promise<HttpsServer> {
+  const requests: HttpsServer["requests"] = [];
+  const server = createHttpsServer({ cert, key }, (request, response) => {
+    requests.push({ url: request.url ?? "", secret: request.headers["secret"] as string | undefined });
+    const { status, headers = {}, body } = answer(request.url ?? "");
+    const text = body === undefined ? "" : JSON.stringify(body);
+    response.writeHead(status, { "content-type": "application/json", ...headers });
+    response.end(text);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `https://127.0.0.1:${port}/metadata/identity/oauth2/token`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const tokenBody = { access_token: "sf-token", expires_on: String(Math.floor(Date.now() / 1000) + 7200) };
+
+describe("Service Fabric requests", () => {
+  test("acquireToken() sends api-version, resource, Secret and Accept on Service Fabric", async () => {
+    const fake = recorder();
+    const client = testClient({ env: env(), fetch: fake.fetch });
+    assert.equal(client.source, "ServiceFabric");
+    await client.acquireToken("https://vault.azure.net/.default");
+    const seen = only(fake.seen);
+    assert.equal(seen.method, "GET");
+    assert.equal(`${seen.url.origin}${seen.url.pathname}`, ENDPOINT);
+    assert.deepEqual([...seen.url.searchParams], [
+      ["api-version", "2019-07-01-preview"],
+      ["resource", "https://vault.azure.net"],
+    ]);
+    assert.deepEqual([...seen.headers], [["accept", "application/json"], ["secret", SECRET]]);
+    assert.equal(seen.body, "");
+  });
+
+  test("acquireToken() sends client capabilities as xms_cc on Service Fabric", async () => {
+    const fake = recorder();
+    const client = testClient({ env: env(), fetch: fake.fetch, clientCapabilities: [" cp1 ", "", "llt"] });
+    await client.acquireToken("https://vault.azure.net");
+    assert.equal(only(fake.seen).url.searchParams.get("xms_cc"), "cp1,llt");
+  });
+
+  test("acquireToken() with claims sends the SHA-256 of the cached token as token_sha256_to_refresh", async () => {
+    const fake = recorder(() => Response.json({ access_token: "test_token", expires_in: 3600 }));
+    const client = testClient({ env: env(), fetch: fake.fetch });
+    await client.acquireToken("https://vault.azure.net");
+    assert.equal(fake.seen[0]!.url.searchParams.has("token_sha256_to_refresh"), false);
+    await client.acquireToken("https://vault.azure.net", { claims: '{"access_token":{"nbf":{"essential":true}}}' });
+    assert.equal(fake.seen.length, 2);
+    // The PROTOCOL.md test vector: SHA-256 of "test_token".
+    assert.equal(
+      fake.seen[1]!.url.searchParams.get("token_sha256_to_refresh"),
+      "cc0af97287543b65da2c7e1476426021826cab166f1e063ed012b855ff819656",
+    );
+  });
+
+  test("acquireToken() with claims but no cached token sends no token_sha256_to_refresh", async () => {
+    const fake = recorder();
+    const client = testClient({ env: env(), fetch: fake.fetch });
+    await client.acquireToken("https://vault.azure.net", { claims: "{}" });
+    assert.equal(only(fake.seen).url.searchParams.has("token_sha256_to_refresh"), false);
+  });
+
+  test("acquireToken() without claims sends no token_sha256_to_refresh even with forceRefresh", async () => {
+    const fake = recorder();
+    const client = testClient({ env: env(), fetch: fake.fetch });
+    await client.acquireToken("https://vault.azure.net");
+    await client.acquireToken("https://vault.azure.net", { forceRefresh: true });
+    assert.equal(fake.seen.length, 2);
+    assert.equal(fake.seen[1]!.url.searchParams.has("token_sha256_to_refresh"), false);
+  });
+
+  test("other sources never send token_sha256_to_refresh or xms_cc", async () => {
+    const fake = recorder();
+    const client = testClient({
+      env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" },
+      fetch: fake.fetch,
+      clientCapabilities: ["cp1"],
+    });
+    await client.acquireToken("https://vault.azure.net");
+    await client.acquireToken("https://vault.azure.net", { claims: "{}" });
+    for (const seen of fake.seen) {
+      assert.equal(seen.url.searchParams.has("xms_cc"), false);
+      assert.equal(seen.url.searchParams.has("token_sha256_to_refresh"), false);
+    }
+  });
+});
+
+describe("Service Fabric configuration", () => {
+  for (
+    const [name, options] of [["clientId", { clientId: "c" }], ["objectId", { objectId: "o" }], [
+      "resourceId",
+      { resourceId: "/subscriptions/x" },
+    ]] as const
+  ) {
+    test(`new ManagedIdentityClient() refuses a ${name} on Service Fabric with the cluster message`, () => {
+      assert.throws(() => testClient({ env: env(), ...options }), (error: unknown) => {
+        assert.ok(error instanceof ManagedIdentityError);
+        assert.equal(error.code, "unsupported_identity");
+        assert.match(
+          error.message,
+          /the identity is set by the cluster's configuration, see https:\/\/aka\.ms\/servicefabricmi/,
+        );
+        return true;
+      });
+    });
+  }
+
+  test("new ManagedIdentityClient() refuses an http: endpoint on Service Fabric", () => {
+    assert.throws(() => testClient({ env: env({ IDENTITY_ENDPOINT: "http://127.0.0.1:2377/token" }) }), (error) => {
+      assert.ok(error instanceof ManagedIdentityError);
+      assert.equal(error.code, "invalid_configuration");
+      assert.match(error.message, /https:/);
+      return true;
+    });
+  });
+
+  test("new ManagedIdentityClient() refuses an endpoint that is not a URL on Service Fabric", () => {
+    assert.throws(
+      () => testClient({ env: env({ IDENTITY_ENDPOINT: "not a url" }) }),
+      (error) => error instanceof ManagedIdentityError && error.code === "invalid_configuration",
+    );
+  });
+
+  for (const thumbprint of ["abc", "G".repeat(40), "A".repeat(64), "A".repeat(39)]) {
+    test(`new ManagedIdentityClient() refuses the thumbprint "${thumbprint}" on Service Fabric`, () => {
+      assert.throws(() => testClient({ env: env({ IDENTITY_SERVER_THUMBPRINT: thumbprint }) }), (error) => {
+        assert.ok(error instanceof ManagedIdentityError);
+        assert.equal(error.code, "invalid_configuration");
+        assert.match(error.message, /40 hex/);
+        return true;
+      });
+    });
+  }
+
+  test("new ManagedIdentityClient() accepts a thumbprint with colons, spaces and lower case", () => {
+    const spaced = PIN.toLowerCase().replace(/:/g, " ");
+    assert.equal(testClient({ env: env({ IDENTITY_SERVER_THUMBPRINT: spaced }) }).source, "ServiceFabric");
+    assert.equal(normalizeThumbprint(spaced), PIN.replace(/:/g, ""));
+  });
+
+  test("the endpoint is captured at construction on Service Fabric", async () => {
+    const fake = recorder();
+    const variables: Record<string, string> = env();
+    const client = testClient({ env: variables, fetch: fake.fetch });
+    variables.IDENTITY_ENDPOINT = "https://127.0.0.1:9999/other";
+    await client.acquireToken("https://vault.azure.net");
+    assert.equal(`${only(fake.seen).url.origin}${only(fake.seen).url.pathname}`, ENDPOINT);
+  });
+});
+
+describe("Service Fabric certificate pinning", () => {
+  test("acquireToken() gets a token from a real HTTPS server whose certificate matches the pin", async () => {
+    const server = await httpsServer(() => ({ status: 200, body: tokenBody }));
+    try {
+      const client = testClient({ env: env({ IDENTITY_ENDPOINT: server.url }) });
+      const result = await client.acquireToken("https://vault.azure.net");
+      assert.equal(result.accessToken, "sf-token");
+      assert.equal(result.source, "ServiceFabric");
+      assert.equal(server.requests.length, 1);
+      assert.equal(server.requests[0]!.secret, SECRET);
+      assert.match(server.requests[0]!.url, /api-version=2019-07-01-preview&resource=https%3A%2F%2Fvault\.azure\.net/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("acquireToken() drops the connection before any request when the certificate does not match", async () => {
+    const server = await httpsServer(() => ({ status: 200, body: tokenBody }), OTHER_CERT, OTHER_KEY);
+    try {
+      const client = testClient({ env: env({ IDENTITY_ENDPOINT: server.url }), retry: false });
+      await assert.rejects(client.acquireToken("https://vault.azure.net"), (error) => {
+        assert.ok(error instanceof ManagedIdentityError);
+        assert.equal(error.code, "certificate_mismatch");
+        assert.equal(error.source, "ServiceFabric");
+        assert.match(error.message, new RegExp(OTHER_PIN.replace(/:/g, "")));
+        assert.equal(JSON.stringify(error).includes(SECRET), false);
+        return true;
+      });
+      assert.equal(server.requests.length, 0, "the server must not see a request, and so no Secret header");
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("acquireToken() refuses a redirect to a plain HTTP server, which sees no request", async () => {
+    const plain = await loopback((_request, response) => sendJson(response, 200, tokenBody));
+    const server = await httpsServer(() => ({ status: 302, headers: { location: `${plain.url}/steal` } }));
+    try {
+      const client = testClient({ env: env({ IDENTITY_ENDPOINT: server.url }), retry: false });
+      await assert.rejects(client.acquireToken("https://vault.azure.net"), (error) => {
+        assert.ok(error instanceof ManagedIdentityError);
+        assert.equal(error.code, "request_failed");
+        assert.equal(error.status, 302);
+        return true;
+      });
+      assert.equal(server.requests.length, 1);
+      assert.equal(plain.requests.length, 0);
+    } finally {
+      await server.close();
+      await plain.close();
+    }
+  });
+
+  test("acquireToken() surfaces a Service Fabric error body", async () => {
+    const server = await httpsServer(() => ({
+      status: 401,
+      body: { error: { code: "SecretHeaderNotFound", message: "Secret is not found in the request headers." } },
+    }));
+    try {
+      const client = testClient({ env: env({ IDENTITY_ENDPOINT: server.url }), retry: false });
+      await assert.rejects(client.acquireToken("https://vault.azure.net"), (error) => {
+        assert.ok(error instanceof ManagedIdentityError);
+        assert.equal(error.code, "request_failed");
+        assert.equal(error.status, 401);
+        assert.equal(error.error, "SecretHeaderNotFound");
+        assert.equal(error.errorDescription, "Secret is not found in the request headers.");
+        return true;
+      });
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a custom fetch replaces pinning on Service Fabric (the caller's responsibility)", async () => {
+    const fake = recorder();
+    const client = testClient({ env: env({ IDENTITY_SERVER_THUMBPRINT: OTHER_PIN }), fetch: fake.fetch });
+    assert.equal((await client.acquireToken("https://vault.azure.net")).accessToken, "token-value");
+    assert.equal(fake.seen.length, 1);
+  });
+});
+
+describe("pinnedFetch()", () => {
+  test("pinnedFetch() refuses a non-https URL without connecting", async () => {
+    let connects = 0;
+    const fetch = pinnedFetch(PIN, () => {
+      connects++;
+      throw new Error("must not connect");
+    });
+    await assert.rejects(Promise.resolve(fetch(new Request("http://127.0.0.1:1/x"))), TypeError);
+    assert.equal(connects, 0);
+  });
+
+  test("constantTimeEqual() compares whole strings", () => {
+    assert.equal(constantTimeEqual("ABCD", "ABCD"), true);
+    assert.equal(constantTimeEqual("ABCD", "ABCE"), false);
+    assert.equal(constantTimeEqual("ABCD", "ABC"), false);
+    assert.equal(constantTimeEqual("", ""), true);
+  });
+
+  test("parseHttpResponse() reads content-length, chunked and close-delimited bodies", async () => {
+    const encode = (text: string) => new TextEncoder().encode(text);
+    const sized = parseHttpResponse(encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nokEXTRA"));
+    assert.equal(sized.status, 200);
+    assert.equal(sized.headers.get("x-a"), "b");
+    assert.equal(await sized.text(), "ok");
+    const chunked = parseHttpResponse(
+      encode("HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n"),
+    );
+    assert.equal(chunked.status, 500);
+    assert.equal(await chunked.text(), "abcde");
+    const closed = parseHttpResponse(encode("HTTP/1.0 404 Not Found\r\n\r\nbody"));
+    assert.equal(await closed.text(), "body");
+    assert.throws(() => parseHttpResponse(encode("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort")));
+    assert.throws(() => parseHttpResponse(encode("SSH-2.0-OpenSSH\r\n\r\n")));
+    assert.throws(() => parseHttpResponse(encode("HTTP/1.1 200 OK\r\nContent-")));
+  });
+});
