@@ -33,36 +33,17 @@ export function arcTokenDirectory(platform: string, programData: string | undefi
   return undefined;
 }
 
-function refuse(code: string, message: string, cause?: unknown): ManagedIdentityError {
-  return new ManagedIdentityError(code, message, { source: "AzureArc", ...(cause ? { cause } : {}) });
+function arcError(code: string, message: string, cause?: unknown): ManagedIdentityError {
+  return new ManagedIdentityError(code, `Azure Arc: ${message}`, { source: "AzureArc", cause });
 }
 
-/** Splits an absolute path into its directory and file name, refusing `.`/`..` and relative forms. */
-function splitPath(path: string, platform: string): { directory: string; name: string } | string {
-  if (platform === "win32") {
-    const unified = path.replace(/\//g, "\\");
-    if (!/^[A-Za-z]:\\/.test(unified)) return "is not an absolute path with a drive letter";
-    const segments = unified.slice(3).split("\\");
-    if (segments.some((segment) => segment === "" || segment === "." || segment === "..")) {
-      return 'has an empty, "." or ".." segment';
-    }
-    const name = segments.pop()!;
-    return { directory: `${unified.slice(0, 2)}\\${segments.join("\\")}`, name };
-  }
-  if (!path.startsWith("/")) return "is not an absolute path";
-  if (path.includes("\\")) return "has a backslash";
-  const segments = path.slice(1).split("/");
-  if (segments.some((segment) => segment === "" || segment === "." || segment === "..")) {
-    return 'has an empty, "." or ".." segment';
-  }
-  const name = segments.pop()!;
-  return { directory: `/${segments.join("/")}`, name };
-}
+const REALM = "Basic realm=";
 
 /**
  * Validates the challenge header and returns the key file's path, in PROTOCOL.md's order:
  * header present; `Basic realm=` present; platform Linux or Windows; file name ends in `.key`;
- * directory exactly the agent's token directory. Nothing is read here.
+ * directory exactly the agent's token directory, with no `.`, `..` or empty segment (so no
+ * relative path, no other directory, no look-alike). Nothing is read here.
  *
  * @throws {ManagedIdentityError} `arc_challenge_missing`, `arc_challenge_invalid`,
  *   `arc_platform_unsupported`, `arc_key_invalid_name` or `arc_key_invalid_directory`.
@@ -70,83 +51,52 @@ function splitPath(path: string, platform: string): { directory: string; name: s
 export function validateArcChallenge(
   header: string | null,
   platform: string,
-  tokenDirectory: string | undefined = arcTokenDirectory(platform, undefined),
+  directory: string | undefined = arcTokenDirectory(platform, undefined),
 ): string {
-  if (header === null || header.trim() === "") {
-    throw refuse(
-      "arc_challenge_missing",
-      'The Azure Arc agent answered 401 without a WWW-Authenticate header: expected "Basic realm=<key file>"',
-    );
+  if (!header?.trim()) {
+    throw arcError("arc_challenge_missing", `expected a 401 with "WWW-Authenticate: ${REALM}<key file>", found none`);
   }
-  const marker = header.indexOf("Basic realm=");
-  if (marker < 0) {
-    throw refuse(
-      "arc_challenge_invalid",
-      `The Azure Arc challenge has no "Basic realm=": found a ${header.length}-character header of another form`,
-    );
-  }
-  const path = header.slice(marker + "Basic realm=".length).trim();
+  const at = header.indexOf(REALM);
+  const path = at < 0 ? "" : header.slice(at + REALM.length).trim();
   // deno-lint-ignore no-control-regex
-  if (path === "" || /["',\u0000-\u001f]/.test(path)) {
-    throw refuse(
+  if (!path || /["',\x00-\x1f]/.test(path)) {
+    throw arcError(
       "arc_challenge_invalid",
-      "The Azure Arc challenge's realm must be a bare file path: found an empty, quoted or listed value",
+      `expected "${REALM}<key file path>", found ${at < 0 ? "no realm" : "an empty, quoted or listed realm"}`,
     );
   }
-  const directory = platform === "linux" || platform === "win32" ? tokenDirectory : undefined;
-  if (directory === undefined) {
-    throw refuse(
-      "arc_platform_unsupported",
-      `Azure Arc managed identity needs Linux or Windows: this platform is "${platform}"`,
-    );
-  }
-  const parts = splitPath(path, platform);
   const windows = platform === "win32";
-  const fileName = typeof parts === "string" ? path.split(/[\\/]/).pop() ?? "" : parts.name;
-  if (!(windows ? fileName.toLowerCase() : fileName).endsWith(".key") || fileName === ".key") {
-    throw refuse(
-      "arc_key_invalid_name",
-      `The Azure Arc challenge must name a ".key" file: found "${fileName}"`,
-    );
+  if (!directory || !(windows || platform === "linux")) {
+    throw arcError("arc_platform_unsupported", `expected Linux or Windows, found "${platform}"`);
   }
-  if (typeof parts === "string") {
-    throw refuse("arc_key_invalid_directory", `The Azure Arc challenge's path "${path}" ${parts}`);
+  const separator = windows ? "\\" : "/";
+  const unified = windows ? path.replace(/\//g, separator) : path;
+  const cut = unified.lastIndexOf(separator);
+  const name = unified.slice(cut + 1);
+  if (!/.\.key$/.test(windows ? name.toLowerCase() : name)) {
+    throw arcError("arc_key_invalid_name", `expected a ".key" file, found "${name}"`);
   }
-  const same = windows ? parts.directory.toLowerCase() === directory.toLowerCase() : parts.directory === directory;
-  if (!same) {
-    throw refuse(
-      "arc_key_invalid_directory",
-      `The Azure Arc key file must be in "${directory}": the challenge names "${parts.directory}"`,
-    );
+  const parent = unified.slice(0, cut);
+  const absolute = windows ? /^[a-z]:\\/i.test(unified) : unified[0] === "/" && !unified.includes("\\");
+  const dotted = unified.split(separator).slice(1).some((part) => part === "" || part === "." || part === "..");
+  if (!absolute || dotted || (windows ? parent.toLowerCase() !== directory.toLowerCase() : parent !== directory)) {
+    throw arcError("arc_key_invalid_directory", `expected a file directly in "${directory}", found "${path}"`);
   }
   return path;
 }
 
-function errno(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
 function fileError(error: unknown, path: string, platform: string): ManagedIdentityError {
-  const code = errno(error);
+  const code = (error as { code?: unknown } | null)?.code;
   if (code === "ENOENT" || code === "ENOTDIR") {
-    return refuse("arc_key_not_found", `The Azure Arc key file "${path}" does not exist`, error);
+    return arcError("arc_key_not_found", `expected the key file "${path}", found none`, error);
   }
   if (code === "EACCES" || code === "EPERM" || (error as Error | null)?.name === "NotCapable") {
     const advice = platform === "win32"
-      ? 'run as a user in the local Administrators group or the "Hybrid agent extension applications" group'
-      : 'add the process user to the "himds" group (sudo usermod -aG himds <user>) and start a new session';
-    return refuse(
-      "arc_key_permission_denied",
-      `Cannot read the Azure Arc key file "${path}": permission denied; ${advice}`,
-      error,
-    );
+      ? 'run as an administrator or a member of "Hybrid agent extension applications"'
+      : 'add the user to the "himds" group (sudo usermod -aG himds $USER) and log in again';
+    return arcError("arc_key_permission_denied", `permission denied reading "${path}": ${advice}`, error);
   }
-  return refuse(
-    "arc_key_unreadable",
-    `Cannot read the Azure Arc key file "${path}": ${code ?? "unknown error"}`,
-    error,
-  );
+  return arcError("arc_key_unreadable", `cannot read "${path}": ${String(code ?? error)}`, error);
 }
 
 /** The real file system, loaded on first use. */
@@ -156,50 +106,30 @@ export function nodeFileSystem(): ArcKeyFileSystem {
 
 /**
  * Reads the validated key file: `lstat` first (a regular file, not a link, at most 4096 bytes),
- * then the contents. Error messages name the path and sizes, never the contents.
+ * then the contents, whose size is checked again (the file may have grown). Error messages name
+ * the path and sizes, never the contents.
  *
  * @throws {ManagedIdentityError} `arc_key_not_found`, `arc_key_permission_denied`, `arc_key_invalid_file`,
  *   `arc_key_too_large` or `arc_key_unreadable`.
  */
 export async function readArcKey(path: string, platform: string, fs: () => ArcKeyFileSystem): Promise<string> {
-  let system: ArcKeyFileSystem;
+  const limit = (size: number) => {
+    if (size > ARC_MAX_KEY_BYTES) {
+      throw arcError("arc_key_too_large", `expected at most ${ARC_MAX_KEY_BYTES} bytes in "${path}", found ${size}`);
+    }
+  };
   try {
-    system = fs();
+    const system = fs();
+    const stat = await system.lstat(path);
+    if (stat.isSymbolicLink() || !stat.isFile()) {
+      throw arcError("arc_key_invalid_file", `expected a regular file at "${path}", found a link or directory`);
+    }
+    limit(stat.size);
+    const contents = await system.readFile(path, "utf8");
+    if (!contents) throw arcError("arc_key_invalid_file", `expected a key in "${path}", found an empty file`);
+    limit(new TextEncoder().encode(contents).length);
+    return contents;
   } catch (error) {
-    throw refuse("arc_key_unreadable", `Cannot read the Azure Arc key file "${path}": ${(error as Error).message}`);
+    throw error instanceof ManagedIdentityError ? error : fileError(error, path, platform);
   }
-  let stat: Awaited<ReturnType<ArcKeyFileSystem["lstat"]>>;
-  try {
-    stat = await system.lstat(path);
-  } catch (error) {
-    throw fileError(error, path, platform);
-  }
-  if (stat.isSymbolicLink() || !stat.isFile()) {
-    throw refuse(
-      "arc_key_invalid_file",
-      `The Azure Arc key file "${path}" must be a regular file, not a link or directory`,
-    );
-  }
-  if (stat.size > ARC_MAX_KEY_BYTES) {
-    throw refuse(
-      "arc_key_too_large",
-      `The Azure Arc key file "${path}" must be at most ${ARC_MAX_KEY_BYTES} bytes: it has ${stat.size}`,
-    );
-  }
-  let contents: string;
-  try {
-    contents = await system.readFile(path, "utf8");
-  } catch (error) {
-    throw fileError(error, path, platform);
-  }
-  if (contents === "") throw refuse("arc_key_invalid_file", `The Azure Arc key file "${path}" is empty`);
-  // The file may have grown between stat and read.
-  const size = new TextEncoder().encode(contents).length;
-  if (size > ARC_MAX_KEY_BYTES) {
-    throw refuse(
-      "arc_key_too_large",
-      `The Azure Arc key file "${path}" must be at most ${ARC_MAX_KEY_BYTES} bytes: it has ${size}`,
-    );
-  }
-  return contents;
 }

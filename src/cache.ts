@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { Flights } from "./flight.ts";
 import type { Identity } from "./identity.ts";
 import type { Source } from "./types.ts";
 
@@ -29,7 +30,12 @@ export interface CachedToken {
 /** The cache's storage, reached only from inside the module. */
 export class CacheStore {
   readonly maxEntries: number;
-  readonly #entries = new Map<string, CachedToken>();
+  // Least recently used first is found by `used`, a counter bumped on each hit: cheaper on the
+  // hot path than re-inserting into the Map.
+  readonly #entries = new Map<string, { token: CachedToken; used: number }>();
+  #clock = 0;
+  /** Requests in flight by key, shared by every client of this cache. */
+  readonly flights: Flights<CachedToken> = new Map();
 
   constructor(maxEntries: number) {
     this.maxEntries = maxEntries;
@@ -43,26 +49,33 @@ export class CacheStore {
   get(key: string, now: number): CachedToken | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
-    if (now >= entry.expiresOn - EXPIRY_MARGIN_MS) {
+    if (now >= entry.token.expiresOn - EXPIRY_MARGIN_MS) {
       this.#entries.delete(key);
       return undefined;
     }
-    // Re-insert so that Map order is least recently used first.
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
-    return entry;
+    entry.used = ++this.#clock;
+    return entry.token;
   }
 
   /** Stores a token that is usable now; returns whether it was stored. */
   set(key: string, token: CachedToken, now: number): boolean {
     if (now >= token.expiresOn - EXPIRY_MARGIN_MS) return false;
-    this.#entries.delete(key);
-    this.#entries.set(key, token);
-    for (const oldest of this.#entries.keys()) {
-      if (this.#entries.size <= this.maxEntries) break;
-      this.#entries.delete(oldest);
+    this.#entries.set(key, { token, used: ++this.#clock });
+    while (this.#entries.size > this.maxEntries) {
+      let oldest: string | undefined;
+      let least = Infinity;
+      for (const [name, entry] of this.#entries) {
+        if (entry.used < least) [oldest, least] = [name, entry.used];
+      }
+      this.#entries.delete(oldest!);
     }
     return true;
+  }
+
+  /** Moves the refresh time of the entry under `key` (after a failed refresh). */
+  postponeRefresh(key: string, until: number): void {
+    const entry = this.#entries.get(key);
+    if (entry) entry.token = { ...entry.token, refreshOn: until };
   }
 
   delete(key: string): void {

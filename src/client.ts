@@ -8,6 +8,8 @@ import { detectSource } from "./detect.ts";
 import { type EnvReader, envReader } from "./env.ts";
 import { ManagedIdentityError } from "./errors.ts";
 import { type Identity, type IdentityOptions, parseIdentity } from "./identity.ts";
+import { emit, type ManagedIdentityEventListener } from "./events.ts";
+import { flight, join } from "./flight.ts";
 import { internalOptions } from "./internal.ts";
 import { secretHeaderValues } from "./redact.ts";
 import { SOURCES } from "./sources/index.ts";
@@ -53,7 +55,15 @@ export interface ManagedIdentityClientOptions extends IdentityOptions {
   readonly clientCapabilities?: readonly string[];
   /** A cache of this client's own; by default all clients share one. */
   readonly cache?: TokenCache;
+  /**
+   * Called with what the caller cannot see otherwise: a background refresh that failed (the
+   * cached token is still served), an `expires_on` that needed the `expires_in` fallback, a retry.
+   */
+  readonly onEvent?: ManagedIdentityEventListener;
 }
+
+/** After a failed background refresh, the next one waits this long. */
+export const REFRESH_RETRY_MS = 30_000;
 
 /** The default per-attempt timeout. */
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -123,6 +133,8 @@ export class ManagedIdentityClient {
   readonly #clientCapabilities: readonly string[];
   readonly #store: CacheStore;
   readonly #now: () => number;
+  readonly #onEvent: ManagedIdentityEventListener | undefined;
+  readonly #targets = new Map<string, { readonly key: string; readonly resource: string }>();
 
   /**
    * Creates a client and detects its source.
@@ -150,6 +162,7 @@ export class ManagedIdentityClient {
     this.#clientCapabilities = (options.clientCapabilities ?? []).map((c) => c.trim()).filter((c) => c !== "");
     this.#store = cacheStore(options.cache ?? defaultCache);
     this.#now = internal.now ?? Date.now;
+    this.#onEvent = options.onEvent;
   }
 
   /**
@@ -168,17 +181,54 @@ export class ManagedIdentityClient {
    * const fresh = await client.acquireToken("https://storage.azure.com", { forceRefresh: true });
    * ```
    */
-  async acquireToken(resource: string, options: AcquireTokenOptions = {}): Promise<TokenResult> {
-    const normalized = normalizeResource(resource);
-    const { signal } = options;
-    if (signal?.aborted) throw abortedError(this.source, signal);
-    const key = cacheKey(this.source, this.#identity, normalized);
-    const claims = options.claims?.trim() ? options.claims : undefined;
-    const cached = this.#store.get(key, this.#now());
-    if (cached && !options.forceRefresh && !claims) return this.#result(cached, true);
-    const token = await this.#request(normalized, claims, cached, signal);
-    this.#store.set(key, token, this.#now());
-    return this.#result(token, false);
+  acquireToken(resource: string, options: AcquireTokenOptions = {}): Promise<TokenResult> {
+    // Not async, so that a cache hit costs a lookup and nothing more; errors still reject.
+    try {
+      const target = this.#target(resource);
+      const { signal } = options;
+      if (signal?.aborted) throw abortedError(this.source, signal);
+      const claims = options.claims?.trim() ? options.claims : undefined;
+      const now = this.#now();
+      const cached = this.#store.get(target.key, now);
+      if (cached && !options.forceRefresh && !claims) {
+        // Past the refresh time: serve the cached token now, refresh once in the background.
+        if (cached.refreshOn !== undefined && now >= cached.refreshOn) this.#refresh(target.key, target.resource);
+        return Promise.resolve(this.#result(cached, true));
+      }
+      return this.#acquireMiss(target.key, target.resource, signal, claims, cached);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The normalised resource and cache key of a resource string, remembered for the hot path. */
+  #target(resource: string): { readonly key: string; readonly resource: string } {
+    let target = this.#targets.get(resource);
+    if (!target) {
+      const normalized = normalizeResource(resource);
+      target = { key: cacheKey(this.source, this.#identity, normalized), resource: normalized };
+      if (this.#targets.size >= 256) this.#targets.clear();
+      this.#targets.set(resource, target);
+    }
+    return target;
+  }
+
+  async #acquireMiss(
+    key: string,
+    normalized: string,
+    signal: AbortSignal | undefined,
+    claims: string | undefined,
+    cached: CachedToken | undefined,
+  ): Promise<TokenResult> {
+    // Claims are the caller's own (and may revoke the cached token): never shared.
+    if (claims) return this.#result(await this.#acquireFresh(key, normalized, signal, claims, cached), false);
+    const flights = this.#store.flights;
+    const shared = flight(flights, key, (own) => this.#acquireFresh(key, normalized, own));
+    try {
+      return this.#result(await join(flights, key, shared, signal), false);
+    } catch (error) {
+      throw signal?.aborted ? abortedError(this.source, signal) : error;
+    }
   }
 
   /**
@@ -211,6 +261,31 @@ export class ManagedIdentityClient {
       ...(result.refreshOn ? { refreshAfterTimestamp: result.refreshOn.getTime() } : {}),
       tokenType: "Bearer",
     };
+  }
+
+  /** Starts one background refresh for `key` unless a request for it is already in flight. */
+  #refresh(key: string, resource: string): void {
+    const flights = this.#store.flights;
+    if (flights.has(key)) return;
+    const shared = flight(flights, key, (own) => this.#acquireFresh(key, resource, own), true);
+    shared.promise.catch((error: ManagedIdentityError) => {
+      // The cached token stays in use; the next try waits a little so a failing endpoint is not hammered.
+      this.#store.postponeRefresh(key, this.#now() + REFRESH_RETRY_MS);
+      emit(this.#onEvent, { type: "refresh_failed", source: this.source, resource, error });
+    });
+  }
+
+  /** Requests a token and caches it. */
+  async #acquireFresh(
+    key: string,
+    resource: string,
+    signal: AbortSignal | undefined,
+    claims?: string,
+    cached?: CachedToken,
+  ): Promise<CachedToken> {
+    const token = await this.#request(resource, claims, cached, signal);
+    this.#store.set(key, token, this.#now());
+    return token;
   }
 
   async #request(
@@ -248,6 +323,14 @@ export class ManagedIdentityClient {
       const outcome: ParseOutcome = await (definition.parseReply ?? parseStandardReply)(reply, context);
       if ("token" in outcome) {
         const { token } = outcome;
+        if (token.expiresOnFallback) {
+          emit(this.#onEvent, {
+            type: "expires_on_fallback",
+            source: this.source,
+            resource,
+            detail: token.expiresOnFallback,
+          });
+        }
         return {
           accessToken: token.accessToken,
           tokenType: token.tokenType,
@@ -268,15 +351,17 @@ export class ManagedIdentityClient {
     }
   }
 
+  /** A new result object each time (with its own Dates), so no caller can change another's. */
   #result(token: CachedToken, fromCache: boolean): TokenResult {
-    return {
+    const result: { -readonly [K in keyof TokenResult]: TokenResult[K] } = {
       accessToken: token.accessToken,
       tokenType: token.tokenType,
       expiresOn: new Date(token.expiresOn),
-      ...(token.refreshOn !== undefined ? { refreshOn: new Date(token.refreshOn) } : {}),
       resource: token.resource,
       source: token.source,
       fromCache,
     };
+    if (token.refreshOn !== undefined) result.refreshOn = new Date(token.refreshOn);
+    return result;
   }
 }

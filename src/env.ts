@@ -37,9 +37,7 @@ function readProcessEnv(name: string): string | undefined {
   } catch (cause) {
     throw new ManagedIdentityError(
       "invalid_configuration",
-      `Cannot read environment variable "${name}": the runtime refused (on Deno, run with --allow-env=${
-        ENV_NAMES.join(",")
-      })`,
+      `Cannot read environment variable "${name}": the runtime refused (on Deno, grant --allow-env)`,
       { cause },
     );
   }

@@ -93,17 +93,17 @@ export class ManagedIdentityError extends Error {
   /** Why the request failed, in a stable form. */
   readonly code: ManagedIdentityErrorCode;
   /** The source that was asked, when one was. */
-  readonly source?: Source;
+  declare readonly source?: Source;
   /** The HTTP status the endpoint answered with, for HTTP failures. */
-  readonly status?: number;
+  declare readonly status?: number;
   /** The endpoint's own error code, when its body had one. */
-  readonly error?: string;
+  declare readonly error?: string;
   /** The endpoint's own explanation, when its body had one. */
-  readonly errorDescription?: string;
+  declare readonly errorDescription?: string;
   /** The endpoint's correlation ID, when it gave one. */
-  readonly correlationId?: string;
+  declare readonly correlationId?: string;
   /** The endpoint's origin and path (no query string), when a request was made. */
-  readonly endpoint?: string;
+  declare readonly endpoint?: string;
 
   /**
    * Creates an error; the client does this, user code rarely needs to.
@@ -113,13 +113,12 @@ export class ManagedIdentityError extends Error {
    * @param details The source, status and what the endpoint said.
    */
   constructor(code: ManagedIdentityErrorCode, message: string, details: ManagedIdentityErrorDetails = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    const { cause, ...known } = details;
+    super(message, cause === undefined ? undefined : { cause });
     this.code = code;
-    if (details.source !== undefined) this.source = details.source;
-    if (details.status !== undefined) this.status = details.status;
-    if (details.error !== undefined) this.error = details.error;
-    if (details.errorDescription !== undefined) this.errorDescription = details.errorDescription;
-    if (details.correlationId !== undefined) this.correlationId = details.correlationId;
-    if (details.endpoint !== undefined) this.endpoint = details.endpoint;
+    // Only what is known becomes a property, so logging an error shows no empty fields.
+    for (const [key, value] of Object.entries(known)) {
+      if (value !== undefined) Object.defineProperty(this, key, { value, enumerable: true });
+    }
   }
 }

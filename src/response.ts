@@ -55,45 +55,16 @@ function seconds(value: unknown): number | undefined {
   return undefined;
 }
 
-function utc(
-  year: number,
-  month: number,
-  day: number,
-  hour: number,
-  minute: number,
-  second: number,
-  millis: number,
-  offsetMinutes: number,
-): number | undefined {
-  const time = Date.UTC(year, month - 1, day, hour, minute, second, millis);
-  const check = new Date(time);
-  // Date.UTC rolls 02/30 over into March; a date that does not round-trip is not a date.
-  if (
-    check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day ||
-    hour > 23 || minute > 59 || second > 59
-  ) return undefined;
-  return time - offsetMinutes * 60_000;
-}
-
-function offset(text: string | undefined): number | undefined {
-  if (text === undefined || text === "Z" || text === "z") return 0;
-  const match = /^([+-])(\d{2}):?(\d{2})$/.exec(text);
-  if (!match) return undefined;
-  const minutes = Number(match[2]) * 60 + Number(match[3]);
-  return match[1] === "-" ? -minutes : minutes;
-}
-
-// "MM/dd/yyyy HH:mm:ss" (UTC) and App Service's legacy "M/d/yyyy h:mm:ss AM +00:00".
-const US_DATE =
-  /^(\d{1,2})\/(\d{1,2})\/(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?: ?([AaPp][Mm]))?(?: ?(Z|[+-]\d{2}:?\d{2}))?$/;
-// "yyyy-MM-dd HH:mm:ss" (UTC) and ISO 8601 / RFC 3339, with or without fraction and offset.
-const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?: ?(Z|z|[+-]\d{2}:?\d{2}))?$/;
+// One pattern for every date form: "yyyy-MM-dd HH:mm:ss" and ISO 8601 / RFC 3339 (with or
+// without fraction and offset), "MM/dd/yyyy HH:mm:ss", and App Service's legacy
+// "M/d/yyyy h:mm:ss AM +00:00". No offset means UTC, never local time (what Date.parse assumes).
+const DATE =
+  /^(?:(\d{4})-(\d\d)-(\d\d)[T ]|(\d\d?)\/(\d\d?)\/(\d{4}) )(\d\d?):(\d\d):(\d\d)(?:[.,](\d+))? ?([AP]M)? ?(Z|([+-])(\d\d):?(\d\d))?$/i;
 
 /**
  * Parses `expires_on` in every form the endpoints use (PROTOCOL.md section 4): Unix seconds as
  * a number or digit string, `MM/dd/yyyy HH:mm:ss`, `M/d/yyyy h:mm:ss AM +00:00`,
- * `yyyy-MM-dd HH:mm:ss` and ISO 8601. Date strings without an offset are UTC (never local
- * time, which is what `Date.parse` would assume). Several JS clients broke on these forms:
+ * `yyyy-MM-dd HH:mm:ss` and ISO 8601. Several JS clients broke on these forms:
  * https://github.com/Azure/azure-sdk-for-js/issues/4965 and #22722.
  *
  * @returns Milliseconds since the epoch, or `undefined` when the value is not a time.
@@ -101,37 +72,33 @@ const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+
 export function parseExpiresOn(value: unknown): number | undefined {
   const unix = seconds(value);
   if (unix !== undefined) return unix * 1000;
-  if (typeof value !== "string") return undefined;
-  const text = value.trim();
-  let match = US_DATE.exec(text);
-  if (match) {
-    let hour = Number(match[4]);
-    const meridiem = match[7]?.toUpperCase();
-    if (meridiem) {
-      if (hour < 1 || hour > 12) return undefined;
-      hour = (hour % 12) + (meridiem === "PM" ? 12 : 0);
-    }
-    const zone = offset(match[8]);
-    if (zone === undefined) return undefined;
-    return utc(Number(match[3]), Number(match[1]), Number(match[2]), hour, Number(match[5]), Number(match[6]), 0, zone);
+  const m = typeof value === "string" ? DATE.exec(value.trim()) : null;
+  if (!m) return undefined;
+  const [year, month, day] = (m[1] ? [m[1], m[2], m[3]] : [m[6], m[4], m[5]]).map(Number) as [number, number, number];
+  let hour = Number(m[7]);
+  const minute = Number(m[8]);
+  const second = Number(m[9]);
+  if (m[11]) {
+    // 12-hour clock: 12 AM is 0, 12 PM is 12.
+    if (hour < 1 || hour > 12) return undefined;
+    hour = (hour % 12) + (m[11].toUpperCase() === "PM" ? 12 : 0);
   }
-  match = ISO_DATE.exec(text);
-  if (match) {
-    const zone = offset(match[8]);
-    if (zone === undefined) return undefined;
-    const millis = match[7] ? Math.floor(Number(`0.${match[7]}`) * 1000) : 0;
-    return utc(
-      Number(match[1]),
-      Number(match[2]),
-      Number(match[3]),
-      Number(match[4]),
-      Number(match[5]),
-      Number(match[6]),
-      millis,
-      zone,
-    );
+  const offset = m[13] ? (m[13] === "-" ? -1 : 1) * (Number(m[14]) * 60 + Number(m[15])) : 0;
+  const time = Date.UTC(
+    year,
+    month - 1,
+    day,
+    hour,
+    minute,
+    second,
+    m[10] ? Math.floor(Number(`0.${m[10]}`) * 1000) : 0,
+  );
+  // Date.UTC rolls 02/30 over into March: a date that does not round-trip is not a date.
+  const check = new Date(time);
+  if (check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) {
+    return undefined;
   }
-  return undefined;
+  return time - offset * 60_000;
 }
 
 function invalid(message: string, context: ReplyContext, cause?: unknown): ManagedIdentityError {

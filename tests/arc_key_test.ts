@@ -119,100 +119,115 @@ const HOSTILE: readonly Hostile[] = [
     label: "a missing header",
     header: null,
     code: "arc_challenge_missing",
-    says: ["without a WWW-Authenticate header", '"Basic realm=<key file>"'],
+    says: ['"WWW-Authenticate: Basic realm=<key file>"', "found none"],
   },
-  { label: "an empty header", header: "", code: "arc_challenge_missing", says: ['"Basic realm=<key file>"'] },
-  { label: "a blank header", header: "   ", code: "arc_challenge_missing", says: ['"Basic realm=<key file>"'] },
+  {
+    label: "an empty header",
+    header: "",
+    code: "arc_challenge_missing",
+    says: ['"WWW-Authenticate: Basic realm=<key file>"'],
+  },
+  {
+    label: "a blank header",
+    header: "   ",
+    code: "arc_challenge_missing",
+    says: ['"WWW-Authenticate: Basic realm=<key file>"'],
+  },
   {
     label: "a header without Basic realm=",
     header: 'Bearer authorization_uri="https://login.microsoftonline.com"',
     code: "arc_challenge_invalid",
-    says: ['"Basic realm="', "another form"],
+    says: ['"Basic realm=<key file path>"', "found no realm"],
   },
   {
     label: "a quoted realm",
     header: 'Basic realm="/var/opt/azcmagent/tokens/a.key"',
     code: "arc_challenge_invalid",
-    says: ["bare file path", "quoted"],
+    says: ["<key file path>", "quoted"],
   },
-  { label: "an empty realm", header: "Basic realm=", code: "arc_challenge_invalid", says: ["bare file path", "empty"] },
+  {
+    label: "an empty realm",
+    header: "Basic realm=",
+    code: "arc_challenge_invalid",
+    says: ["<key file path>", "empty"],
+  },
   {
     label: "a realm followed by another parameter",
     header: 'Basic realm=/var/opt/azcmagent/tokens/a.key, charset="UTF-8"',
     code: "arc_challenge_invalid",
-    says: ["bare file path", "listed"],
+    says: ["<key file path>", "listed"],
   },
   {
     label: "a .. segment that comes back to the token directory",
     header: "Basic realm=/var/opt/azcmagent/tokens/../tokens/a.key",
     code: "arc_key_invalid_directory",
-    says: ['"/var/opt/azcmagent/tokens/../tokens/a.key"', '".."'],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent/tokens/../tokens/a.key"'],
   },
   {
     label: "a .. segment that climbs out to /etc",
     header: "Basic realm=/var/opt/azcmagent/tokens/../../../etc/x.key",
     code: "arc_key_invalid_directory",
-    says: ['"/var/opt/azcmagent/tokens/../../../etc/x.key"', '".."'],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent/tokens/../../../etc/x.key"'],
   },
   {
     label: "a . segment",
     header: "Basic realm=/var/opt/azcmagent/tokens/./a.key",
     code: "arc_key_invalid_directory",
-    says: ['"/var/opt/azcmagent/tokens/./a.key"', '"."'],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent/tokens/./a.key"'],
   },
   {
     label: "a doubled slash",
     header: "Basic realm=/var/opt/azcmagent/tokens//a.key",
     code: "arc_key_invalid_directory",
-    says: ['"/var/opt/azcmagent/tokens//a.key"', "empty"],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent/tokens//a.key"'],
   },
   {
     label: "a relative path",
     header: "Basic realm=tokens/a.key",
     code: "arc_key_invalid_directory",
-    says: ['"tokens/a.key"', "absolute"],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"tokens/a.key"'],
   },
   {
     label: "a bare file name",
     header: "Basic realm=a.key",
     code: "arc_key_invalid_directory",
-    says: ['"a.key"', "absolute"],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"a.key"'],
   },
   {
     label: "another directory",
     header: "Basic realm=/tmp/a.key",
     code: "arc_key_invalid_directory",
-    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/tmp"'],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/tmp/a.key"'],
   },
   {
     label: "a look-alike directory name (a symlink beside the token directory)",
     header: "Basic realm=/var/opt/azcmagent/tokens-link/a.key",
     code: "arc_key_invalid_directory",
-    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent/tokens-link"'],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent/tokens-link/a.key"'],
   },
   {
     label: "a subdirectory of the token directory",
     header: "Basic realm=/var/opt/azcmagent/tokens/sub/a.key",
     code: "arc_key_invalid_directory",
-    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent/tokens/sub"'],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent/tokens/sub/a.key"'],
   },
   {
     label: "the parent of the token directory",
     header: "Basic realm=/var/opt/azcmagent/a.key",
     code: "arc_key_invalid_directory",
-    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent"'],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent/a.key"'],
   },
   {
     label: "a backslash in a Linux path",
     header: "Basic realm=/var/opt/azcmagent/tokens/..\\a.key",
     code: "arc_key_invalid_directory",
-    says: ["backslash"],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, '"/var/opt/azcmagent/tokens/..\\a.key"'],
   },
   {
     label: "a Windows path on Linux",
     header: `Basic realm=${WINDOWS_TOKENS}\\abc.key`,
     code: "arc_key_invalid_directory",
-    says: ["absolute"],
+    says: [`"${ARC_LINUX_TOKEN_DIRECTORY}"`, `"${WINDOWS_TOKENS}\\abc.key"`],
   },
   {
     label: "a name ending in .key.txt",
@@ -341,7 +356,7 @@ describe("validateArcChallenge() on Linux", () => {
     assert.equal(validateArcChallenge("Basic realm=/tmp/t/a.key", "linux", "/tmp/t"), "/tmp/t/a.key");
     assert.throws(
       () => validateArcChallenge("Basic realm=/var/opt/azcmagent/tokens/a.key", "linux", "/tmp/t"),
-      arcError("arc_key_invalid_directory", '"/tmp/t"', `"${ARC_LINUX_TOKEN_DIRECTORY}"`),
+      arcError("arc_key_invalid_directory", '"/tmp/t"', `"${ARC_LINUX_TOKEN_DIRECTORY}/a.key"`),
     );
   });
 
@@ -436,7 +451,7 @@ describe("validateArcChallenge() on Windows", () => {
   test("validateArcChallenge() names the Windows token directory it expected", () => {
     assert.throws(
       () => validateArcChallenge("Basic realm=C:\\Windows\\Temp\\abc.key", "win32", WINDOWS_TOKENS),
-      arcError("arc_key_invalid_directory", `"${WINDOWS_TOKENS}"`, '"C:\\Windows\\Temp"'),
+      arcError("arc_key_invalid_directory", `"${WINDOWS_TOKENS}"`, '"C:\\Windows\\Temp\\abc.key"'),
     );
   });
 });
@@ -573,7 +588,7 @@ describe("readArcKey()", () => {
     const path = `${WINDOWS_TOKENS}\\abc.key`;
     const fs = counting({ lstat: () => Promise.reject(errnoError("EACCES", "lstat", path)) });
     await assert.rejects(readArcKey(path, "win32", () => fs), (error) => {
-      arcError("arc_key_permission_denied", `"${path}"`, "Administrators", "Hybrid agent extension applications")(
+      arcError("arc_key_permission_denied", `"${path}"`, "administrator", "Hybrid agent extension applications")(
         error,
       );
       assert.doesNotMatch((error as Error).message, /himds/);

@@ -4,13 +4,7 @@
  * @module
  */
 
-import {
-  type ArcKeyFileSystem,
-  arcTokenDirectory,
-  nodeFileSystem,
-  readArcKey,
-  validateArcChallenge,
-} from "../arc_key.ts";
+import type { ArcKeyFileSystem } from "../arc_key.ts";
 import { ManagedIdentityError } from "../errors.ts";
 import { currentPlatform } from "../runtime.ts";
 import {
@@ -29,8 +23,10 @@ export const ARC_DEFAULT_ENDPOINT = "http://127.0.0.1:40342/metadata/identity/oa
 /** What Arc captures at construction. */
 export interface ArcConfig {
   readonly platform: string;
+  readonly programData: string | undefined;
+  /** Overrides from the internal seam (tests). */
   readonly tokenDirectory: string | undefined;
-  readonly fileSystem: () => ArcKeyFileSystem;
+  readonly fileSystem: ArcKeyFileSystem | undefined;
 }
 
 // The identity fields the agent echoes for a user-assigned request.
@@ -50,11 +46,11 @@ export const azureArc: SourceDefinition = {
   retry: "standard",
   identities: { parameters: { clientId: "client_id", objectId: "object_id", resourceId: "msi_res_id" } },
   configure(env, internal): ArcConfig {
-    const platform = internal.platform ?? currentPlatform();
     return {
-      platform,
-      tokenDirectory: internal.arcTokenDirectory ?? arcTokenDirectory(platform, env("ProgramData")),
-      fileSystem: internal.arcFileSystem ? () => internal.arcFileSystem! : nodeFileSystem,
+      platform: internal.platform ?? currentPlatform(),
+      programData: env("ProgramData"),
+      tokenDirectory: internal.arcTokenDirectory,
+      fileSystem: internal.arcFileSystem,
     };
   },
   buildRequest({ resource, identity, env }) {
@@ -83,8 +79,15 @@ export const azureArc: SourceDefinition = {
           { source: "AzureArc", status, error, errorDescription, correlationId, endpoint },
         );
       }
-      const path = validateArcChallenge(reply.headers.get("www-authenticate"), config.platform, config.tokenDirectory);
-      const key = await readArcKey(path, config.platform, config.fileSystem);
+      // The challenge's file rules load only on this path: other sources never pay for them.
+      const arc = await import("../arc_key.ts");
+      const { platform } = config;
+      const path = arc.validateArcChallenge(
+        reply.headers.get("www-authenticate"),
+        platform,
+        config.tokenDirectory ?? arc.arcTokenDirectory(platform, config.programData),
+      );
+      const key = await arc.readArcKey(path, platform, () => config.fileSystem ?? arc.nodeFileSystem());
       const { retry: _never, ...request } = context.request;
       return { next: { ...request, headers: { ...request.headers, "Authorization": `Basic ${key}` } } };
     }

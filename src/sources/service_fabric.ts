@@ -5,7 +5,7 @@
  */
 
 import { ManagedIdentityError } from "../errors.ts";
-import { normalizeThumbprint, pinnedFetch } from "../pinned_fetch.ts";
+import type { FetchLike } from "../types.ts";
 import { endpointUrl, type SourceDefinition, withQuery } from "./source.ts";
 
 /** What Service Fabric captures at construction. */
@@ -41,7 +41,7 @@ export const serviceFabric: SourceDefinition = {
       );
     }
     const raw = env("IDENTITY_SERVER_THUMBPRINT") ?? "";
-    const thumbprint = normalizeThumbprint(raw);
+    const thumbprint = raw.replace(/[:\s]/g, "").toUpperCase();
     if (!/^[0-9A-F]{40}$/.test(thumbprint)) {
       throw new ManagedIdentityError(
         "invalid_configuration",
@@ -51,7 +51,11 @@ export const serviceFabric: SourceDefinition = {
     }
     return { endpoint, thumbprint };
   },
-  createFetch: (config) => pinnedFetch((config as ServiceFabricConfig).thumbprint),
+  createFetch(config): FetchLike {
+    // Pinned TLS loads only on this path: other sources never pay for it.
+    const { thumbprint } = config as ServiceFabricConfig;
+    return (request) => import("../pinned_fetch.ts").then(({ pinnedFetch }) => pinnedFetch(thumbprint)(request));
+  },
   async buildRequest({ resource, env, config, claims, cachedToken, clientCapabilities }) {
     const { endpoint } = config as ServiceFabricConfig;
     return {

@@ -1,0 +1,16 @@
+/**
+ * Prints how long one `import()` of a client module takes in this (fresh) process, in ms.
+ *
+ *   deno run -A bench/import_time.ts azmi|msal|identity
+ */
+
+const SPECIFIERS: Record<string, string> = {
+  azmi: "../mod.ts",
+  msal: "npm:@azure/msal-node@7.2",
+  identity: "npm:@azure/identity@4.14",
+};
+const specifier = SPECIFIERS[Deno.args[0] ?? ""];
+if (!specifier) throw new Error(`Usage: import_time.ts ${Object.keys(SPECIFIERS).join("|")}`);
+const start = performance.now();
+await import(specifier);
+console.log((performance.now() - start).toFixed(2));

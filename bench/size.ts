@@ -1,0 +1,90 @@
+/**
+ * The module's size as users pay for it: `deno bundle --minify --code-splitting mod.ts`, each
+ * output file gzipped. "Eager" is what importing the module loads (the entry and the chunks it
+ * imports statically); the Azure Arc key-file rules and Service Fabric's pinned TLS are chunks
+ * loaded with `import()` only on those sources' paths. `--check` fails when the eager part or
+ * the whole is over its budget (CI runs it: the figures are deterministic).
+ *
+ *   deno run -A bench/size.ts [--check]
+ */
+
+/** The budget of what `import "@azmi/managed-identity"` loads, minified and gzipped. */
+export const EAGER_BUDGET_BYTES = 8 * 1024;
+/** The budget of every chunk together, Arc and Service Fabric included. */
+export const WHOLE_BUDGET_BYTES = 11 * 1024;
+
+/** One output file of the bundle. */
+export interface Chunk {
+  readonly name: string;
+  readonly minified: number;
+  readonly gzipped: number;
+  readonly eager: boolean;
+}
+
+async function gzipSize(bytes: Uint8Array<ArrayBuffer>): Promise<number> {
+  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
+  return (await new Response(stream).arrayBuffer()).byteLength;
+}
+
+/** Bundles `entry` with code splitting and measures each output file. */
+export async function bundleSizes(entry: string): Promise<Chunk[]> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bundle = await new Deno.Command(Deno.execPath(), {
+      args: ["bundle", "--quiet", "--minify", "--code-splitting", "--platform", "deno", "--outdir", dir, entry],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!bundle.success) throw new Error(`deno bundle ${entry} failed: ${new TextDecoder().decode(bundle.stderr)}`);
+    const files = new Map<string, Uint8Array<ArrayBuffer>>();
+    for await (const file of Deno.readDir(dir)) files.set(file.name, await Deno.readFile(`${dir}/${file.name}`));
+    // Eager: the entry and whatever it (transitively) imports with a static import.
+    const entryName = entry.split("/").pop()!.replace(/\.ts$/, ".js");
+    const eager = new Set<string>();
+    const visit = (name: string) => {
+      if (eager.has(name) || !files.has(name)) return;
+      eager.add(name);
+      const text = new TextDecoder().decode(files.get(name));
+      for (const match of text.matchAll(/(?:^|[;}\s])(?:import|export)\s*[^;(]*?from\s*"\.\/([^"]+)"/g)) {
+        visit(match[1]!);
+      }
+    };
+    visit(entryName);
+    const chunks: Chunk[] = [];
+    for (const [name, bytes] of files) {
+      chunks.push({ name, minified: bytes.byteLength, gzipped: await gzipSize(bytes), eager: eager.has(name) });
+    }
+    return chunks.sort((a, b) => Number(b.eager) - Number(a.eager) || b.gzipped - a.gzipped);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Totals of a measurement. */
+export function totals(chunks: readonly Chunk[]): { eager: number; whole: number; eagerMinified: number } {
+  const sum = (list: readonly Chunk[], key: "gzipped" | "minified") => list.reduce((n, c) => n + c[key], 0);
+  return {
+    eager: sum(chunks.filter((c) => c.eager), "gzipped"),
+    eagerMinified: sum(chunks.filter((c) => c.eager), "minified"),
+    whole: sum(chunks, "gzipped"),
+  };
+}
+
+if (import.meta.main) {
+  const chunks = await bundleSizes(new URL("../mod.ts", import.meta.url).pathname);
+  for (const chunk of chunks) {
+    console.log(
+      `${chunk.eager ? "eager" : "lazy "} ${chunk.name.padEnd(28)} ${String(chunk.minified).padStart(6)} B minified ${
+        String(chunk.gzipped).padStart(5)
+      } B gzipped`,
+    );
+  }
+  const { eager, whole } = totals(chunks);
+  console.log(
+    `eager: ${eager} B gzipped (budget ${EAGER_BUDGET_BYTES}); whole: ${whole} B (budget ${WHOLE_BUDGET_BYTES})`,
+  );
+  if (Deno.args.includes("--check") && (eager > EAGER_BUDGET_BYTES || whole > WHOLE_BUDGET_BYTES)) {
+    console.error("Over budget");
+    Deno.exit(1);
+  }
+}

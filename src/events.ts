@@ -1,0 +1,46 @@
+/**
+ * What the client reports through its `onEvent` option: things a caller did not see as a
+ * result or an error, such as a background refresh that failed while a cached token was served.
+ * @module
+ */
+
+import type { ManagedIdentityError } from "./errors.ts";
+import type { Source } from "./types.ts";
+
+/** One event of a {@linkcode ManagedIdentityClient}. Events never carry a token or a secret. */
+export type ManagedIdentityEvent =
+  | {
+    /** A background refresh failed; the cached token stays in use until 5 minutes before it expires. */
+    readonly type: "refresh_failed";
+    readonly source: Source;
+    readonly resource: string;
+    readonly error: ManagedIdentityError;
+  }
+  | {
+    /** `expires_on` could not be parsed and `expires_in` was used instead. */
+    readonly type: "expires_on_fallback";
+    readonly source: Source;
+    readonly resource: string;
+    readonly detail: string;
+  }
+  | {
+    /** An attempt failed and another follows after `delayMs`. */
+    readonly type: "retry";
+    readonly source: Source;
+    readonly attempt: number;
+    readonly delayMs: number;
+    readonly error: ManagedIdentityError;
+  };
+
+/** A listener for {@linkcode ManagedIdentityEvent}s. */
+export type ManagedIdentityEventListener = (event: ManagedIdentityEvent) => void;
+
+/** Calls the listener; a listener that throws cannot break token acquisition. */
+export function emit(listener: ManagedIdentityEventListener | undefined, event: ManagedIdentityEvent): void {
+  try {
+    // An async listener's rejection is caught too: it must not become an unhandled rejection.
+    (listener?.(event) as unknown as Promise<void> | undefined)?.catch?.(() => {});
+  } catch {
+    // The listener's own failure is not the caller's.
+  }
+}
