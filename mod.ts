@@ -18,7 +18,8 @@
  */
 
 export { ManagedIdentityClient } from "./src/client.ts";
-export type { ManagedIdentityClientOptions, RetryOptions } from "./src/client.ts";
+export type { ManagedIdentityClientOptions } from "./src/client.ts";
+export type { RetryOptions } from "./src/retry.ts";
 export { TokenCache } from "./src/cache.ts";
 export type { TokenCacheOptions } from "./src/cache.ts";
 export { detectSource } from "./src/detect.ts";

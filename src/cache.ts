@@ -5,6 +5,7 @@
  */
 
 import type { Flights } from "./flight.ts";
+import { numberOption } from "./options.ts";
 import type { Identity } from "./identity.ts";
 import type { Source } from "./types.ts";
 
@@ -36,6 +37,8 @@ export class CacheStore {
   #clock = 0;
   /** Requests in flight by key, shared by every client of this cache. */
   readonly flights: Flights<CachedToken> = new Map();
+  /** Endpoints that answered 429, with when their `Retry-After` ends. */
+  readonly throttled: Map<string, number> = new Map();
 
   constructor(maxEntries: number) {
     this.maxEntries = maxEntries;
@@ -116,11 +119,7 @@ export class TokenCache {
    * @throws {RangeError} When `maxEntries` is not a positive integer.
    */
   constructor(options: TokenCacheOptions = {}) {
-    const maxEntries = options.maxEntries ?? 1000;
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
-      throw new RangeError(`Option "maxEntries" must be a positive integer: got ${String(maxEntries)}`);
-    }
-    this.#store = new CacheStore(maxEntries);
+    this.#store = new CacheStore(numberOption("maxEntries", options.maxEntries, 1000, 1, true));
   }
 
   /** How many tokens are held (expired ones are dropped when next looked up). */

@@ -11,6 +11,7 @@ import { type Identity, type IdentityOptions, parseIdentity } from "./identity.t
 import { emit, type ManagedIdentityEventListener } from "./events.ts";
 import { flight, join } from "./flight.ts";
 import { internalOptions } from "./internal.ts";
+import { numberOption } from "./options.ts";
 import { secretHeaderValues } from "./redact.ts";
 import { SOURCES } from "./sources/index.ts";
 import {
@@ -21,7 +22,8 @@ import {
   type RequestSpec,
   type SourceDefinition,
 } from "./sources/source.ts";
-import { abortedError, sendOnce } from "./transport.ts";
+import { type RetryOptions, type RetryPolicy, retryPolicy, sleep } from "./retry.ts";
+import { abortedError, send } from "./transport.ts";
 import type {
   AccessToken,
   AcquireTokenOptions,
@@ -31,12 +33,6 @@ import type {
   Source,
   TokenResult,
 } from "./types.ts";
-
-/** Retry settings. The rules per source follow PROTOCOL.md section 7. */
-export interface RetryOptions {
-  /** How many retries after the first attempt. Default 3. */
-  readonly maxRetries?: number;
-}
 
 /** Options of a {@linkcode ManagedIdentityClient}: the identity plus how to reach it. */
 export interface ManagedIdentityClientOptions extends IdentityOptions {
@@ -49,7 +45,11 @@ export interface ManagedIdentityClientOptions extends IdentityOptions {
   readonly fetch?: FetchLike;
   /** Each attempt's timeout in milliseconds. Default 15000. */
   readonly timeoutMs?: number;
-  /** `false` for a single attempt, or retry settings. */
+  /**
+   * `false` for a single attempt, or retry settings. The rules per source follow PROTOCOL.md
+   * section 7: by default 3 retries, IMDS with exponential backoff and 410 retried for 70 s,
+   * the other sources after 1 s or the endpoint's `Retry-After` (capped at 60 s).
+   */
   readonly retry?: false | RetryOptions;
   /** Client capabilities (such as `cp1`), sent to Service Fabric as `xms_cc`. */
   readonly clientCapabilities?: readonly string[];
@@ -73,21 +73,12 @@ const MAX_STEPS = 2;
 
 /** Removes one trailing `/.default` (suffix only); refuses an empty resource. */
 export function normalizeResource(resource: string): string {
-  if (typeof resource !== "string") {
-    throw new TypeError(`The resource must be a string: got ${typeof resource}`);
-  }
-  const trimmed = resource.trim();
+  const trimmed = typeof resource === "string" ? resource.trim() : "";
   const normalized = trimmed.endsWith("/.default") ? trimmed.slice(0, -"/.default".length) : trimmed;
-  if (normalized === "") throw new TypeError(`The resource must not be empty: got ${JSON.stringify(resource)}`);
-  return normalized;
-}
-
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-    throw new RangeError(`Option "${name}" must be a positive number: got ${String(value)}`);
+  if (normalized === "") {
+    throw new TypeError(`The resource must be a non-empty string: got ${JSON.stringify(resource)}`);
   }
-  return value;
+  return normalized;
 }
 
 /**
@@ -134,6 +125,9 @@ export class ManagedIdentityClient {
   readonly #store: CacheStore;
   readonly #now: () => number;
   readonly #onEvent: ManagedIdentityEventListener | undefined;
+  readonly #retry: RetryPolicy;
+  readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly #random: () => number;
   readonly #targets = new Map<string, { readonly key: string; readonly resource: string }>();
 
   /**
@@ -150,19 +144,22 @@ export class ManagedIdentityClient {
     this.#identity = parseIdentity(options);
     this.#env = envReader(options.env);
     this.source = detectSource(options.env, {
-      ...(internal.platform ? { platform: internal.platform } : {}),
-      ...(internal.fileExists ? { fileExists: internal.fileExists } : {}),
+      platform: internal.platform,
+      fileExists: internal.fileExists,
     });
     this.#definition = SOURCES[this.source];
     identityParameter(this.#definition, this.#identity);
     this.#config = this.#definition.configure?.(this.#env, internal);
     this.#fetch = options.fetch ?? this.#definition.createFetch?.(this.#config) ??
       ((request) => globalThis.fetch(request));
-    this.#timeoutMs = positive("timeoutMs", options.timeoutMs, DEFAULT_TIMEOUT_MS);
+    this.#timeoutMs = numberOption("timeoutMs", options.timeoutMs, DEFAULT_TIMEOUT_MS, 1);
     this.#clientCapabilities = (options.clientCapabilities ?? []).map((c) => c.trim()).filter((c) => c !== "");
     this.#store = cacheStore(options.cache ?? defaultCache);
     this.#now = internal.now ?? Date.now;
     this.#onEvent = options.onEvent;
+    this.#retry = retryPolicy(options.retry);
+    this.#sleep = internal.sleep ?? sleep;
+    this.#random = internal.random ?? Math.random;
   }
 
   /**
@@ -252,8 +249,8 @@ export class ManagedIdentityClient {
       throw new TypeError(`Managed identity takes exactly one scope: got ${list.length}`);
     }
     const result = await this.acquireToken(list[0]!, {
-      ...(options.abortSignal ? { signal: options.abortSignal } : {}),
-      ...(options.claims ? { claims: options.claims } : {}),
+      signal: options.abortSignal,
+      claims: options.claims,
     });
     return {
       token: result.accessToken,
@@ -301,15 +298,23 @@ export class ManagedIdentityClient {
       env: this.#env,
       config: this.#config,
       clientCapabilities: this.#clientCapabilities,
-      ...(claims ? { claims } : {}),
-      ...(claims && cached ? { cachedToken: cached.accessToken } : {}),
+      claims,
+      cachedToken: claims && cached?.accessToken,
     });
     for (let step = 1;; step++) {
-      const reply = await sendOnce(spec, {
+      const reply = await send(spec, {
         fetch: this.#fetch,
         source: this.source,
         timeoutMs: this.#timeoutMs,
-        ...(signal ? { signal } : {}),
+        signal,
+        rules: definition.retry,
+        policy: this.#retry,
+        now: this.#now,
+        sleep: this.#sleep,
+        random: this.#random,
+        throttled: this.#store.throttled,
+        onRetry: (attempt, delayMs, reason) =>
+          emit(this.#onEvent, { type: "retry", source: this.source, attempt, delayMs, reason }),
       });
       const context = {
         source: this.source,
@@ -335,7 +340,7 @@ export class ManagedIdentityClient {
           accessToken: token.accessToken,
           tokenType: token.tokenType,
           expiresOn: token.expiresOn,
-          ...(token.refreshOn !== undefined ? { refreshOn: token.refreshOn } : {}),
+          refreshOn: token.refreshOn,
           resource,
           source: this.source,
         };

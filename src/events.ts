@@ -24,12 +24,12 @@ export type ManagedIdentityEvent =
     readonly detail: string;
   }
   | {
-    /** An attempt failed and another follows after `delayMs`. */
+    /** An attempt failed (`reason`: `status 503`, `timeout`, `unavailable`...) and retry number `attempt` follows after `delayMs`. */
     readonly type: "retry";
     readonly source: Source;
     readonly attempt: number;
     readonly delayMs: number;
-    readonly error: ManagedIdentityError;
+    readonly reason: string;
   };
 
 /** A listener for {@linkcode ManagedIdentityEvent}s. */

@@ -39,8 +39,3 @@ export function parseIdentity(options: IdentityOptions): Identity {
   }
   return { kind, value: value.trim() };
 }
-
-/** A readable name for messages: `system-assigned` or `user-assigned (clientId "...")`. IDs are not secrets. */
-export function describeIdentity(identity: Identity): string {
-  return identity.kind === "system" ? "system-assigned" : `user-assigned (${identity.kind} "${identity.value}")`;
-}

@@ -18,6 +18,10 @@ export interface InternalOptions {
   readonly platform?: string;
   /** The file check used by detection. */
   readonly fileExists?: (path: string) => boolean;
+  /** The wait between attempts, so tests need not sleep through a real backoff. */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** The jitter source. */
+  readonly random?: () => number;
   /** Arc's token directory, so tests can use a temporary one. */
   readonly arcTokenDirectory?: string;
   /** Arc's key file reader, so tests can count or refuse file access. */

@@ -48,11 +48,11 @@ export function constantTimeEqual(a: string, b: string): boolean {
   return difference === 0;
 }
 
-const MAX_RESPONSE_BYTES = 1024 * 1024 + 64 * 1024;
+// A response head larger than this is refused (the body's own cap is the transport's).
+const MAX_HEAD_BYTES = 64 * 1024;
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const size = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
-  const out = new Uint8Array(size);
+function concat(chunks: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
   let offset = 0;
   for (const chunk of chunks) {
     out.set(chunk, offset);
@@ -61,35 +61,21 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
-function indexOfCrlfCrlf(bytes: Uint8Array): number {
-  for (let i = 0; i + 3 < bytes.length; i++) {
-    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) return i;
+function indexOfCrlf(bytes: Uint8Array, from: number, double: boolean): number {
+  for (let i = from; i + (double ? 3 : 1) < bytes.length; i++) {
+    if (bytes[i] === 13 && bytes[i + 1] === 10 && (!double || (bytes[i + 2] === 13 && bytes[i + 3] === 10))) return i;
   }
   return -1;
 }
 
-function dechunk(body: Uint8Array): Uint8Array {
-  const decoder = new TextDecoder();
-  const parts: Uint8Array[] = [];
-  let at = 0;
-  for (;;) {
-    let lineEnd = at;
-    while (lineEnd + 1 < body.length && !(body[lineEnd] === 13 && body[lineEnd + 1] === 10)) lineEnd++;
-    const size = parseInt(decoder.decode(body.subarray(at, lineEnd)).split(";")[0]!.trim(), 16);
-    if (!Number.isFinite(size)) throw new Error("Malformed chunked encoding");
-    if (size === 0) return concat(parts);
-    const start = lineEnd + 2;
-    if (start + size > body.length) throw new Error("Truncated chunked body");
-    parts.push(body.subarray(start, start + size));
-    at = start + size + 2;
-  }
+/** A response head: status and headers. */
+interface Head {
+  readonly status: number;
+  readonly headers: Headers;
 }
 
-/** Parses a complete HTTP/1.1 response (read until the server closed the connection). */
-export function parseHttpResponse(bytes: Uint8Array): Response {
-  const headerEnd = indexOfCrlfCrlf(bytes);
-  if (headerEnd < 0) throw new Error("The connection closed before a complete HTTP response");
-  const [statusLine = "", ...lines] = new TextDecoder().decode(bytes.subarray(0, headerEnd)).split("\r\n");
+function parseHead(bytes: Uint8Array): Head {
+  const [statusLine = "", ...lines] = new TextDecoder().decode(bytes).split("\r\n");
   const status = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
   if (!status) throw new Error("The server did not answer with HTTP/1.x");
   const headers = new Headers();
@@ -97,22 +83,89 @@ export function parseHttpResponse(bytes: Uint8Array): Response {
     const colon = line.indexOf(":");
     if (colon > 0) headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
   }
-  let body = bytes.subarray(headerEnd + 4);
-  if (/\bchunked\b/i.test(headers.get("transfer-encoding") ?? "")) {
-    body = dechunk(body);
-  } else if (headers.has("content-length")) {
-    const length = Number(headers.get("content-length"));
-    if (body.length < length) throw new Error("The connection closed before the whole body arrived");
-    body = body.subarray(0, length);
+  return { status: Number(status[1]), headers };
+}
+
+/**
+ * Decodes a body as it arrives, by the head's framing: `Content-Length`, chunked, or until the
+ * connection closes. `push` returns the decoded pieces; `done` tells when the body is complete.
+ */
+class BodyDecoder {
+  done = false;
+  #remaining: number;
+  readonly #chunked: boolean;
+  #pending: Uint8Array = new Uint8Array();
+  // Chunked states: reading a size line, chunk data, or the CRLF after the data.
+  #state: "size" | "data" | "crlf" = "size";
+
+  constructor(headers: Headers) {
+    this.#chunked = /\bchunked\b/i.test(headers.get("transfer-encoding") ?? "");
+    const length = headers.get("content-length");
+    this.#remaining = this.#chunked || length === null ? Infinity : Number(length);
+    if (!(this.#remaining >= 0)) throw new Error("The server sent an invalid Content-Length");
+    if (this.#remaining === 0) this.done = true;
   }
-  const code = Number(status[1]);
-  const nullBody = code === 204 || code === 304 || (code >= 100 && code < 200);
-  return new Response(nullBody ? null : new Uint8Array(body), { status: code, headers });
+
+  /** Whether the body ends only when the connection closes. */
+  get closeDelimited(): boolean {
+    return !this.#chunked && this.#remaining === Infinity;
+  }
+
+  push(bytes: Uint8Array): Uint8Array[] {
+    if (this.done) return [];
+    if (!this.#chunked) {
+      const piece = bytes.subarray(0, Math.min(bytes.length, this.#remaining));
+      if (this.#remaining !== Infinity) this.#remaining -= piece.length;
+      if (this.#remaining === 0) this.done = true;
+      return piece.length > 0 ? [piece] : [];
+    }
+    const out: Uint8Array[] = [];
+    let buffer = this.#pending.length > 0 ? concat([this.#pending, bytes]) : bytes;
+    while (!this.done) {
+      if (this.#state === "size") {
+        const end = indexOfCrlf(buffer, 0, false);
+        if (end < 0) break;
+        const size = parseInt(new TextDecoder().decode(buffer.subarray(0, end)).split(";")[0]!.trim(), 16);
+        if (!(size >= 0)) throw new Error("The server sent a malformed chunked body");
+        buffer = buffer.subarray(end + 2);
+        if (size === 0) this.done = true;
+        else [this.#remaining, this.#state] = [size, "data"];
+      } else if (this.#state === "data") {
+        if (buffer.length === 0) break;
+        const piece = buffer.subarray(0, Math.min(buffer.length, this.#remaining));
+        out.push(piece);
+        buffer = buffer.subarray(piece.length);
+        this.#remaining -= piece.length;
+        if (this.#remaining === 0) this.#state = "crlf";
+      } else {
+        if (buffer.length < 2) break;
+        buffer = buffer.subarray(2);
+        this.#state = "size";
+      }
+    }
+    this.#pending = buffer.slice();
+    return out;
+  }
+}
+
+const NULL_BODY = (status: number) => status === 204 || status === 304 || (status >= 100 && status < 200);
+
+/** Parses a complete HTTP/1.x response (as read until the server closed the connection). */
+export function parseHttpResponse(bytes: Uint8Array): Response {
+  const end = indexOfCrlf(bytes, 0, true);
+  if (end < 0) throw new Error("The connection closed before a complete HTTP response");
+  const { status, headers } = parseHead(bytes.subarray(0, end));
+  const decoder = new BodyDecoder(headers);
+  const body = concat(decoder.push(bytes.subarray(end + 4)));
+  if (!decoder.done && !decoder.closeDelimited) throw new Error("The connection closed before the whole body arrived");
+  return new Response(NULL_BODY(status) ? null : body, { status, headers });
 }
 
 /**
  * A `fetch` that talks only to a server whose leaf certificate has the SHA-1 thumbprint `pin`.
- * Supports what the Service Fabric request needs: HTTPS, any method, `Connection: close`.
+ * Supports what the Service Fabric request needs: HTTPS, any method, `Connection: close`. The
+ * response is returned as soon as its head has arrived, with a streamed body, so that the
+ * transport's size cap and its handling of a connection broken mid-body apply here too.
  */
 export function pinnedFetch(pin: string, tls: () => TlsModule = () => loadBuiltin<TlsModule>("node:tls")): FetchLike {
   const expected = normalizeThumbprint(pin);
@@ -136,14 +189,25 @@ export function pinnedFetch(pin: string, tls: () => TlsModule = () => loadBuilti
         rejectUnauthorized: false,
         ALPNProtocols: ["http/1.1"],
       });
-      const chunks: Uint8Array[] = [];
-      let received = 0;
-      let settled = false;
+      let headBytes: Uint8Array = new Uint8Array();
+      let decoder: BodyDecoder | undefined;
+      let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+      let finished = false;
+      // Before the head: the fetch rejects. After it: the body stream errors.
       const fail = (error: Error) => {
-        if (settled) return;
-        settled = true;
+        if (finished) return;
+        finished = true;
         socket.destroy();
-        reject(error);
+        request.signal.removeEventListener("abort", onAbort);
+        if (stream) stream.error(error);
+        else reject(error);
+      };
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        request.signal.removeEventListener("abort", onAbort);
+        stream?.close();
+        socket.destroy();
       };
       const onAbort = () => fail(request.signal.reason instanceof Error ? request.signal.reason : new Error("aborted"));
       if (request.signal.aborted) return onAbort();
@@ -165,21 +229,57 @@ export function pinnedFetch(pin: string, tls: () => TlsModule = () => loadBuilti
         }
         socket.write(message);
       });
+      const deliver = (bytes: Uint8Array) => {
+        for (const piece of decoder!.push(bytes)) stream!.enqueue(piece.slice());
+        if (decoder!.done) finish();
+      };
       socket.on("data", (chunk) => {
-        received += chunk.byteLength;
-        if (received > MAX_RESPONSE_BYTES) return fail(new Error("The response is larger than 1 MiB"));
-        chunks.push(chunk);
-      });
-      socket.on("close", () => {
-        request.signal.removeEventListener("abort", onAbort);
-        if (settled) return;
+        if (finished) return;
         try {
-          const response = parseHttpResponse(concat(chunks));
-          settled = true;
+          if (decoder) return deliver(chunk);
+          headBytes = concat([headBytes, chunk]);
+          const end = indexOfCrlf(headBytes, 0, true);
+          if (end < 0) {
+            if (headBytes.length > MAX_HEAD_BYTES) fail(new Error("The response head is larger than 64 KiB"));
+            return;
+          }
+          const parsed = parseHead(headBytes.subarray(0, end));
+          decoder = new BodyDecoder(parsed.headers);
+          if (NULL_BODY(parsed.status)) {
+            resolve(new Response(null, parsed));
+            return finish();
+          }
+          let controller!: ReadableStreamDefaultController<Uint8Array>;
+          const response = new Response(
+            new ReadableStream<Uint8Array>({
+              start: (c) => {
+                controller = c;
+              },
+              cancel: () => {
+                finished = true;
+                socket.destroy();
+              },
+            }),
+            parsed,
+          );
+          // Only once the Response exists (an odd status makes the constructor throw, which
+          // must reject the fetch) do failures go to the body stream.
+          stream = controller;
           resolve(response);
+          deliver(headBytes.subarray(end + 4));
         } catch (error) {
           fail(error as Error);
         }
+      });
+      socket.on("close", () => {
+        if (decoder?.closeDelimited) return finish();
+        fail(
+          new Error(
+            decoder
+              ? "The connection closed before the whole body arrived"
+              : "The connection closed before a complete HTTP response",
+          ),
+        );
       });
     });
   };

@@ -7,7 +7,8 @@
  */
 
 import { ManagedIdentityError } from "./errors.ts";
-import type { HttpReply, RequestSpec } from "./sources/source.ts";
+import { retriableStatus, retryAfterMs, retryDelay, type RetryPolicy } from "./retry.ts";
+import type { HttpReply, RequestSpec, RetryRules } from "./sources/source.ts";
 import { endpointName } from "./sources/source.ts";
 import type { FetchLike, Source } from "./types.ts";
 
@@ -36,7 +37,7 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<
 export function abortedError(source: Source, signal: AbortSignal, endpoint?: string): ManagedIdentityError {
   return new ManagedIdentityError("aborted", `Token request to "${source}" was aborted by the caller`, {
     source,
-    ...(endpoint ? { endpoint } : {}),
+    endpoint,
     cause: signal.reason,
   });
 }
@@ -62,11 +63,6 @@ async function readCapped(response: Response, spec: RequestSpec, source: Source)
       `Cannot use the response of "${source}": the body is larger than ${MAX_BODY_BYTES} bytes`,
       { source, status: response.status, endpoint: endpointName(spec.url) },
     );
-  const declared = Number(response.headers.get("content-length"));
-  if (declared > MAX_BODY_BYTES) {
-    await response.body?.cancel().catch(() => {});
-    throw tooLarge();
-  }
   if (!response.body) return "";
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
@@ -100,7 +96,7 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
     request = new Request(spec.url, {
       method: spec.method,
       headers: spec.headers,
-      ...(spec.body !== undefined ? { body: spec.body } : {}),
+      body: spec.body,
       redirect: "manual",
       signal,
     });
@@ -124,24 +120,117 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
           { source, status: response.status, endpoint },
         );
       }
-      const body = await readCapped(response, spec, source);
+      let body: string;
+      try {
+        body = await readCapped(response, spec, source);
+      } catch (error) {
+        if (error instanceof ManagedIdentityError || signal.aborted) throw error;
+        // The endpoint answered, then the connection broke: not "unavailable", but worth a retry.
+        throw transient(
+          new ManagedIdentityError(
+            "request_failed",
+            `Cannot acquire token from "${source}": the connection broke while reading the ${response.status} answer (${
+              networkReason(error)
+            })`,
+            { source, status: response.status, endpoint, cause: error },
+          ),
+        );
+      }
       return { status: response.status, headers: response.headers, body };
     };
     return await raceAbort(attempt(), signal);
   } catch (error) {
     if (options.signal?.aborted) throw abortedError(source, options.signal, endpoint);
     if (timeout.aborted) {
-      throw new ManagedIdentityError(
-        "timeout",
-        `Token request to "${source}" timed out after ${options.timeoutMs} ms`,
-        { source, endpoint, cause: error },
+      throw transient(
+        new ManagedIdentityError("timeout", `Token request to "${source}" timed out after ${options.timeoutMs} ms`, {
+          source,
+          endpoint,
+          cause: error,
+        }),
       );
     }
     if (error instanceof ManagedIdentityError) throw error;
-    throw new ManagedIdentityError(
-      "unavailable",
-      `Cannot reach "${source}" at ${endpoint}: ${networkReason(error)}`,
-      { source, endpoint, cause: error },
+    throw transient(
+      new ManagedIdentityError("unavailable", `Cannot reach "${source}" at ${endpoint}: ${networkReason(error)}`, {
+        source,
+        endpoint,
+        cause: error,
+      }),
     );
+  }
+}
+
+// Failures where nothing, or not all, came back (no answer, a timeout, a broken body): worth
+// another attempt, unlike an answer that refused.
+const TRANSIENT = new WeakSet<ManagedIdentityError>();
+
+function transient(error: ManagedIdentityError): ManagedIdentityError {
+  TRANSIENT.add(error);
+  return error;
+}
+
+/** How a request is retried. */
+export interface SendOptions extends AttemptOptions {
+  readonly rules: RetryRules;
+  readonly policy: RetryPolicy;
+  readonly now: () => number;
+  readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly random: () => number;
+  /** Endpoints that answered 429, with the time their `Retry-After` ends. */
+  readonly throttled: Map<string, number>;
+  readonly onRetry?: (attempt: number, delayMs: number, reason: string) => void;
+}
+
+/**
+ * Sends `spec` under the source's retry rules (PROTOCOL.md section 7) and returns the last
+ * reply. Retried: the rules' statuses, network errors and attempt timeouts. Never retried: other
+ * statuses, a request marked `retry: false` (Arc's challenge), a caller's abort. IMDS keeps
+ * retrying a 410 until `imdsUpdateMs` have passed (IMDS answers 410 while it is updated, for up
+ * to 70 seconds). A 429's `Retry-After` is remembered per endpoint, so that calls made before
+ * it ends fail at once instead of hammering a throttled endpoint.
+ */
+export async function send(spec: RequestSpec, options: SendOptions): Promise<HttpReply> {
+  const { rules, policy, source, signal } = options;
+  const endpoint = endpointName(spec.url);
+  const started = options.now();
+  for (let retry = 0;; retry++) {
+    // A remembered 429 stops new calls; this loop itself has waited its Retry-After already.
+    const until = options.throttled.get(endpoint) ?? 0;
+    if (retry === 0 && until > options.now()) {
+      throw new ManagedIdentityError(
+        "request_failed",
+        `Cannot acquire token from "${source}": the endpoint answered 429 and asked for ${
+          Math.ceil((until - options.now()) / 1000)
+        } s more before another request`,
+        { source, status: 429, endpoint },
+      );
+    }
+    let reply: HttpReply | undefined;
+    let failure: ManagedIdentityError | undefined;
+    try {
+      reply = await sendOnce(spec, options);
+    } catch (error) {
+      if (!(error instanceof ManagedIdentityError) || !TRANSIENT.has(error)) throw error;
+      failure = error;
+    }
+    const retryAfter = reply ? retryAfterMs(reply.headers.get("retry-after"), options.now()) : undefined;
+    if (reply?.status === 429 && retryAfter !== undefined) {
+      options.throttled.set(endpoint, options.now() + Math.min(retryAfter, policy.maxRetryAfterMs));
+    }
+    if (reply && !retriableStatus(rules, reply.status)) return reply;
+    const updating = rules === "imds" && reply?.status === 410 && options.now() - started < policy.imdsUpdateMs;
+    if (spec.retry === false || (retry >= policy.maxRetries && !updating)) {
+      if (reply) return reply;
+      throw failure!;
+    }
+    let delay = retryDelay(rules, retry + 1, policy, retryAfter, options.random);
+    if (updating) delay = Math.min(delay, 10 * policy.delayMs);
+    options.onRetry?.(retry + 1, delay, reply ? `status ${reply.status}` : failure!.code);
+    try {
+      await options.sleep(delay, signal);
+    } catch {
+      throw abortedError(source, signal!, endpoint);
+    }
   }
 }

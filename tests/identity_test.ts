@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { describeIdentity, type IdentityOptions, parseIdentity } from "../src/identity.ts";
+import { type IdentityOptions, parseIdentity } from "../src/identity.ts";
 
 describe("parseIdentity()", () => {
   test("parseIdentity() returns the system-assigned identity when no ID is given", () => {
@@ -85,22 +85,5 @@ describe("parseIdentity()", () => {
       message: 'Option "resourceId" must be a non-empty string: got 42',
     });
     assert.throws(() => parseIdentity({ clientId: null } as unknown as IdentityOptions), TypeError);
-  });
-});
-
-describe("describeIdentity()", () => {
-  test("describeIdentity() names the system-assigned identity", () => {
-    assert.equal(describeIdentity({ kind: "system" }), "system-assigned");
-  });
-
-  test("describeIdentity() names a user-assigned identity with its kind and quoted ID", () => {
-    assert.equal(describeIdentity({ kind: "clientId", value: "cid" }), 'user-assigned (clientId "cid")');
-    assert.equal(describeIdentity({ kind: "objectId", value: "oid" }), 'user-assigned (objectId "oid")');
-    assert.equal(describeIdentity({ kind: "resourceId", value: "/r/x" }), 'user-assigned (resourceId "/r/x")');
-  });
-
-  test("describeIdentity() describes what parseIdentity() returns", () => {
-    assert.equal(describeIdentity(parseIdentity({})), "system-assigned");
-    assert.equal(describeIdentity(parseIdentity({ clientId: " cid " })), 'user-assigned (clientId "cid")');
   });
 });

@@ -3,7 +3,7 @@
  * @module
  */
 
-import { endpointUrl, identityParameter, type SourceDefinition, withQuery } from "./source.ts";
+import { endpointUrl, identityQuery, type SourceDefinition, withQuery } from "./source.ts";
 
 /** `GET $IDENTITY_ENDPOINT?api-version=2019-08-01&resource=...` with `X-IDENTITY-HEADER`. */
 export const appService: SourceDefinition = {
@@ -12,13 +12,12 @@ export const appService: SourceDefinition = {
   identities: { parameters: { clientId: "client_id", objectId: "object_id", resourceId: "mi_res_id" } },
   buildRequest({ resource, identity, env }) {
     const endpoint = endpointUrl("AppService", "IDENTITY_ENDPOINT", env("IDENTITY_ENDPOINT"));
-    const parameter = identityParameter(appService, identity);
     return {
       method: "GET",
       url: withQuery(endpoint, {
         "api-version": "2019-08-01",
         resource,
-        ...(parameter && identity.kind !== "system" ? { [parameter]: identity.value } : {}),
+        ...identityQuery(appService, identity),
       }),
       headers: { "X-IDENTITY-HEADER": env("IDENTITY_HEADER") ?? "" },
     };

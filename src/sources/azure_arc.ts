@@ -10,7 +10,7 @@ import { currentPlatform } from "../runtime.ts";
 import {
   endpointUrl,
   httpError,
-  identityParameter,
+  identityQuery,
   type ParseOutcome,
   parseStandardReply,
   type SourceDefinition,
@@ -55,13 +55,12 @@ export const azureArc: SourceDefinition = {
   },
   buildRequest({ resource, identity, env }) {
     const endpoint = endpointUrl("AzureArc", "IDENTITY_ENDPOINT", env("IDENTITY_ENDPOINT") ?? ARC_DEFAULT_ENDPOINT);
-    const parameter = identityParameter(azureArc, identity);
     return {
       method: "GET",
       url: withQuery(endpoint, {
         "api-version": "2020-06-01",
         resource,
-        ...(parameter && identity.kind !== "system" ? { [parameter]: identity.value } : {}),
+        ...identityQuery(azureArc, identity),
       }),
       headers: { "Metadata": "true" },
       // The challenge request is never retried.

@@ -4,7 +4,7 @@
  */
 
 import { SKU, VERSION } from "../version.ts";
-import { endpointUrl, identityParameter, type SourceDefinition, withQuery } from "./source.ts";
+import { endpointUrl, identityQuery, type SourceDefinition, withQuery } from "./source.ts";
 
 /** The IMDS host when `AZURE_POD_IDENTITY_AUTHORITY_HOST` is unset. */
 export const IMDS_HOST = "http://169.254.169.254";
@@ -22,13 +22,12 @@ export const imds: SourceDefinition = {
     );
     // No "//" when the variable ends in "/"; a query string on the host stays a query string.
     host.pathname = `${host.pathname.replace(/\/+$/, "")}/metadata/identity/oauth2/token`;
-    const parameter = identityParameter(imds, identity);
     return {
       method: "GET",
       url: withQuery(host, {
         "api-version": "2018-02-01",
         resource,
-        ...(parameter && identity.kind !== "system" ? { [parameter]: identity.value } : {}),
+        ...identityQuery(imds, identity),
       }),
       headers: {
         "Metadata": "true",

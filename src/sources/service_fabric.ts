@@ -63,8 +63,8 @@ export const serviceFabric: SourceDefinition = {
       url: withQuery(endpoint, {
         "api-version": "2019-07-01-preview",
         resource,
-        ...(claims && cachedToken ? { token_sha256_to_refresh: await sha256Hex(cachedToken) } : {}),
-        ...(clientCapabilities.length > 0 ? { xms_cc: clientCapabilities.join(",") } : {}),
+        token_sha256_to_refresh: claims && cachedToken ? await sha256Hex(cachedToken) : undefined,
+        xms_cc: clientCapabilities.join(",") || undefined,
       }),
       headers: { "Accept": "application/json", "Secret": env("IDENTITY_HEADER") ?? "" },
     };

@@ -7,7 +7,7 @@
 
 import type { EnvReader } from "../env.ts";
 import { ManagedIdentityError } from "../errors.ts";
-import { describeIdentity, type Identity, type IdentityKind } from "../identity.ts";
+import type { Identity, IdentityKind } from "../identity.ts";
 import { type ParsedToken, parseErrorBody, parseTokenBody, type ReplyContext } from "../response.ts";
 import type { InternalOptions } from "../internal.ts";
 import { scrub } from "../redact.ts";
@@ -88,11 +88,17 @@ export function identityParameter(source: SourceDefinition, identity: Identity):
   if (name === undefined) {
     throw new ManagedIdentityError(
       "unsupported_identity",
-      `Cannot use a ${describeIdentity(identity)} identity with "${source.name}": ${source.identities.refusal}`,
+      `Cannot use a user-assigned identity by ${identity.kind} with "${source.name}": ${source.identities.refusal}`,
       { source: source.name },
     );
   }
   return name;
+}
+
+/** The identity as a query parameter (`{}` for system-assigned); refuses kinds the source does not accept. */
+export function identityQuery(source: SourceDefinition, identity: Identity): Record<string, string> {
+  const name = identityParameter(source, identity);
+  return name && identity.kind !== "system" ? { [name]: identity.value } : {};
 }
 
 /** Appends query parameters to an endpoint URL, keeping the URL's own query string. */
@@ -106,21 +112,11 @@ export function withQuery(endpoint: string | URL, params: Record<string, string 
 
 /** Reads an endpoint variable as an absolute http(s) URL. */
 export function endpointUrl(source: Source, name: string, value: string | undefined): URL {
-  if (value === undefined) {
-    throw new ManagedIdentityError("invalid_configuration", `Cannot build a "${source}" request: ${name} is not set`, {
-      source,
-    });
-  }
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch (cause) {
-    throw new ManagedIdentityError("invalid_configuration", `${name} is not a URL: "${value}"`, { source, cause });
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
+  const url = value === undefined ? null : URL.parse(value);
+  if (url?.protocol !== "http:" && url?.protocol !== "https:") {
     throw new ManagedIdentityError(
       "invalid_configuration",
-      `${name} must be an http: or https: URL: got "${url.protocol}"`,
+      `${name} must be an http: or https: URL: got ${value === undefined ? "nothing" : `"${value}"`}`,
       { source },
     );
   }
@@ -149,7 +145,7 @@ export function httpError(reply: HttpReply, context: ReplyContext): ManagedIdent
       status: reply.status,
       endpoint: context.endpoint,
       ...said,
-      ...(correlationId ? { correlationId } : {}),
+      correlationId,
     },
   );
 }

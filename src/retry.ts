@@ -1,0 +1,92 @@
+/**
+ * Retry rules per source (PROTOCOL.md section 7) and the wait between attempts.
+ * @module
+ */
+
+import { numberOption } from "./options.ts";
+import type { RetryRules } from "./sources/source.ts";
+
+/** Retry settings of a client. */
+export interface RetryOptions {
+  /** Retries after the first attempt. Default 3. */
+  readonly maxRetries?: number;
+  /** The first delay in milliseconds; IMDS doubles it on each retry. Default 1000. */
+  readonly delayMs?: number;
+  /** The longest wait a `Retry-After` may ask for, in milliseconds. Default 60000. */
+  readonly maxRetryAfterMs?: number;
+  /** How long IMDS is retried while it answers 410 (being updated), in milliseconds. Default 70000. */
+  readonly imdsUpdateMs?: number;
+}
+
+/** Resolved settings; `maxRetries` 0 is a single attempt. */
+export type RetryPolicy = { -readonly [K in keyof RetryOptions]-?: number };
+
+/** The default policy. */
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxRetries: 3,
+  delayMs: 1000,
+  maxRetryAfterMs: 60_000,
+  imdsUpdateMs: 70_000,
+};
+
+/** Validates retry options; `false` is a single attempt. */
+export function retryPolicy(options: false | RetryOptions | undefined): RetryPolicy {
+  if (options === false) return { ...DEFAULT_RETRY, maxRetries: 0 };
+  const policy = { ...DEFAULT_RETRY };
+  for (const name of Object.keys(policy) as (keyof RetryPolicy)[]) {
+    policy[name] = numberOption(`retry.${name}`, options?.[name], policy[name], 0, name === "maxRetries");
+  }
+  return policy;
+}
+
+// IMDS: 404 while a new identity propagates, 410 while IMDS is updated, and every 5xx.
+const IMDS_STATUSES = /^(404|408|410|429|5\d\d)$/;
+const STANDARD_STATUSES = /^(404|408|429|500|502|503|504)$/;
+
+/** Whether an HTTP status is retried under these rules. */
+export function retriableStatus(rules: RetryRules, status: number): boolean {
+  return (rules === "imds" ? IMDS_STATUSES : STANDARD_STATUSES).test(String(status));
+}
+
+/**
+ * `Retry-After` in milliseconds: delta seconds (also fractional, as some proxies send) or an
+ * HTTP date; `undefined` when absent or unreadable.
+ */
+export function retryAfterMs(value: string | null, now: number): number | undefined {
+  if (value === null || value.trim() === "") return undefined;
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/**
+ * The wait before retry number `retry` (1 for the first): IMDS backs off exponentially with up
+ * to 25% jitter; the other sources wait `delayMs`. A longer `Retry-After` wins, capped.
+ */
+export function retryDelay(
+  rules: RetryRules,
+  retry: number,
+  policy: RetryPolicy,
+  retryAfter: number | undefined,
+  random: () => number,
+): number {
+  const base = rules === "imds" ? policy.delayMs * 2 ** (retry - 1) * (1 + random() / 4) : policy.delayMs;
+  return Math.min(Math.max(base, retryAfter ?? 0), Math.max(policy.maxRetryAfterMs, policy.delayMs));
+}
+
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
