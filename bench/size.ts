@@ -14,8 +14,12 @@
  * brought the eager part from 7.6 to 8.4 KB, so the budget is 8.5 KB until a trim pass.
  */
 export const EAGER_BUDGET_BYTES = 8.5 * 1024;
-/** The budget of every chunk together, Arc and Service Fabric included. */
-export const WHOLE_BUDGET_BYTES = 11.5 * 1024;
+/**
+ * The budget of every chunk together, Arc and Service Fabric included (11.9 KB since Service
+ * Fabric's pinned fetch streams its body). Issue 4's 8 KB for the whole module is not met: the
+ * Arc key-file rules and the pinned TLS client add 3.5 KB, loaded only by those sources.
+ */
+export const WHOLE_BUDGET_BYTES = 12 * 1024;
 
 /** One output file of the bundle. */
 export interface Chunk {
