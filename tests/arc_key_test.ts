@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inspect } from "node:util";
 import { ManagedIdentityError } from "../mod.ts";
 import {
   ARC_LINUX_TOKEN_DIRECTORY,
@@ -13,34 +12,10 @@ import {
   readArcKey,
   validateArcChallenge,
 } from "../src/arc_key.ts";
+import { counting, renderings } from "./helpers/checks.ts";
 
 const KEY = "SECRET-KEY-CONTENTS-1234";
 const WINDOWS_TOKENS = "C:\\ProgramData\\AzureConnectedMachineAgent\\Tokens";
-
-/** A file system that records every call and forwards it to `inner` (the real one by default). */
-interface CountingFileSystem extends ArcKeyFileSystem {
-  readonly lstatCalls: string[];
-  readonly readFileCalls: string[];
-}
-
-function counting(inner: Partial<ArcKeyFileSystem> = fsp): CountingFileSystem {
-  const lstatCalls: string[] = [];
-  const readFileCalls: string[] = [];
-  return {
-    lstatCalls,
-    readFileCalls,
-    lstat(path) {
-      lstatCalls.push(path);
-      if (!inner.lstat) throw new Error("this test must not lstat");
-      return inner.lstat(path);
-    },
-    readFile(path, encoding) {
-      readFileCalls.push(path);
-      if (!inner.readFile) throw new Error("this test must not read");
-      return inner.readFile(path, encoding);
-    },
-  };
-}
 
 /** An error shaped like the one node:fs throws for `code`. */
 function errnoError(code: string, syscall: string, path: string): Error {
@@ -59,23 +34,6 @@ function arcError(code: string, ...fragments: string[]): (error: unknown) => tru
     }
     return true;
   };
-}
-
-/** Every way an error can be shown: message, stack, inspect, JSON, each own property, and the same for its cause. */
-function renderings(error: unknown, depth = 0): string[] {
-  if (!(error instanceof Error) || depth > 3) return [String(error)];
-  const shown = [error.message, String(error), error.stack ?? "", JSON.stringify(error), inspect(error, { depth: 5 })];
-  for (const key of Reflect.ownKeys(error)) {
-    const value = (error as unknown as Record<PropertyKey, unknown>)[key];
-    shown.push(String(value));
-    try {
-      shown.push(JSON.stringify(value) ?? "");
-    } catch {
-      // Not serializable: String() above covers it.
-    }
-  }
-  if (error.cause !== undefined) shown.push(...renderings(error.cause, depth + 1));
-  return shown;
 }
 
 function assertKeyNotShown(error: unknown, key = KEY): void {

@@ -1,7 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type EnvRecord, ManagedIdentityError, TokenCache } from "../mod.ts";
+import { type EnvRecord, TokenCache } from "../mod.ts";
 import { loopback, recorder, sendJson, testClient } from "./helpers/fake.ts";
+import { rejectsWith } from "./helpers/checks.ts";
 
 const NOW = 1_700_000_000_000;
 const MINUTE = 60_000;
@@ -18,19 +19,6 @@ const JWT = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0Lm
 /** Answers each request with a distinct token, `token-0`, `token-1`, ... */
 const numbered = (expiresIn = 3600) => (_request: Request, index: number) =>
   Response.json({ access_token: `token-${index}`, expires_in: expiresIn });
-
-/** Awaits a rejection with a ManagedIdentityError of `code` and returns it. */
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<ManagedIdentityError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof ManagedIdentityError, `expected a ManagedIdentityError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  return caught;
-}
 
 /** Every way an error can be shown: message, stack, each own property, JSON and the cause. */
 function renderings(error: Error): string[] {

@@ -2,25 +2,9 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { type Flight, flight, type Flights, join } from "../src/flight.ts";
+import { type Deferred, deferred } from "./helpers/checks.ts";
 
 const KEY = "key";
-
-/** A promise the test settles when it chooses. */
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(reason: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((yes, no) => {
-    resolve = yes;
-    reject = no;
-  });
-  return { promise, resolve, reject };
-}
 
 /** A run that counts its calls, keeps each call's signal and waits for the test to answer it. */
 function heldRun<T>() {

@@ -10,6 +10,7 @@ import {
 } from "../mod.ts";
 import { REFRESH_RETRY_MS } from "../src/client.ts";
 import { recorder, testClient } from "./helpers/fake.ts";
+import { type Deferred, deferred, rejectsWith } from "./helpers/checks.ts";
 
 const NOW = 1_700_000_000_000;
 const SECOND = 1000;
@@ -21,23 +22,6 @@ const GRAPH = "https://graph.microsoft.com";
 const CLAIMS = '{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}';
 
 const APP_SERVICE: EnvRecord = { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" };
-
-/** A promise the test settles when it chooses. */
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(reason: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((yes, no) => {
-    resolve = yes;
-    reject = no;
-  });
-  return { promise, resolve, reject };
-}
 
 /**
  * A fake endpoint that holds every request until the test answers it: `calls[i].answer` is the
@@ -75,19 +59,6 @@ async function state(promise: Promise<unknown>): Promise<State> {
   promise.then(() => seen = "fulfilled", () => seen = "rejected");
   await turn();
   return seen;
-}
-
-/** Awaits a rejection with a ManagedIdentityError of `code` and returns it. */
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<ManagedIdentityError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof ManagedIdentityError, `expected a ManagedIdentityError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  return caught;
 }
 
 /** Runs `body` while collecting unhandled rejections, lets the event loop turn, returns them. */

@@ -3,12 +3,14 @@ import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inspect } from "node:util";
-import { ManagedIdentityError } from "../../mod.ts";
 import type { ArcKeyFileSystem } from "../../src/arc_key.ts";
 import type { InternalOptions } from "../../src/internal.ts";
 import type { ManagedIdentityClientOptions } from "../../mod.ts";
 import { recorder, type Seen, testClient } from "../helpers/fake.ts";
+import { assertNotShown, counting, rejectsWith } from "../helpers/checks.ts";
+
+/** Awaits a rejection with a ManagedIdentityError of `code` from AzureArc and returns it. */
+const rejectsFromArc = (promise: Promise<unknown>, code: string) => rejectsWith(promise, code, "AzureArc");
 
 const ENDPOINT = "http://127.0.0.1:40342/metadata/identity/oauth2/token";
 const ENV = { IDENTITY_ENDPOINT: ENDPOINT, IMDS_ENDPOINT: "http://127.0.0.1:40342" };
@@ -18,31 +20,6 @@ const CLIENT_ID = "11111111-2222-3333-4444-555555555555";
 const OBJECT_ID = "99999999-8888-7777-6666-555555555555";
 const RESOURCE_ID =
   "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1";
-
-/** A file system that records every call and forwards it to `inner` (the real one by default). */
-interface CountingFileSystem extends ArcKeyFileSystem {
-  readonly lstatCalls: string[];
-  readonly readFileCalls: string[];
-}
-
-function counting(inner: Partial<ArcKeyFileSystem> = fsp): CountingFileSystem {
-  const lstatCalls: string[] = [];
-  const readFileCalls: string[] = [];
-  return {
-    lstatCalls,
-    readFileCalls,
-    lstat(path) {
-      lstatCalls.push(path);
-      if (!inner.lstat) throw new Error("this test must not lstat");
-      return inner.lstat(path);
-    },
-    readFile(path, encoding) {
-      readFileCalls.push(path);
-      if (!inner.readFile) throw new Error("this test must not read");
-      return inner.readFile(path, encoding);
-    },
-  };
-}
 
 /** A fresh token directory with one key file, removed afterwards. */
 async function withKeyFile(
@@ -108,43 +85,6 @@ function assertSecondRequest(seen: Seen, first: Seen, key = KEY): void {
   assert.equal(seen.url.href, first.url.href);
   assert.deepEqual([...seen.headers], [["authorization", `Basic ${key}`], ["metadata", "true"]]);
   assert.equal(seen.body, "");
-}
-
-/** Awaits a rejection with a ManagedIdentityError of `code` from AzureArc and returns it. */
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<ManagedIdentityError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof ManagedIdentityError, `expected a ManagedIdentityError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.equal(caught.source, "AzureArc");
-  return caught;
-}
-
-/** Every way an error can be shown: message, stack, inspect, JSON, each own property, and the same for its cause. */
-function renderings(error: unknown, depth = 0): string[] {
-  if (!(error instanceof Error) || depth > 3) return [String(error)];
-  const shown = [error.message, String(error), error.stack ?? "", JSON.stringify(error), inspect(error, { depth: 5 })];
-  for (const key of Reflect.ownKeys(error)) {
-    const value = (error as unknown as Record<PropertyKey, unknown>)[key];
-    shown.push(String(value));
-    try {
-      shown.push(JSON.stringify(value) ?? "");
-    } catch {
-      // Not serializable: String() above covers it.
-    }
-  }
-  if (error.cause !== undefined) shown.push(...renderings(error.cause, depth + 1));
-  return shown;
-}
-
-function assertNotShown(error: unknown, secret: string): void {
-  for (const text of renderings(error)) {
-    assert.ok(!text.includes(secret), `"${secret}" appears in the error: ${text}`);
-  }
 }
 
 describe("Azure Arc requests", () => {
@@ -306,7 +246,7 @@ describe("Azure Arc challenge failures", () => {
       await withKeyFile(async ({ dir }) => {
         const fake = recorder(answer);
         const fs = counting();
-        const error = await rejectsWith(
+        const error = await rejectsFromArc(
           arcClient({ fetch: fake.fetch }, dir, fs).acquireToken(VAULT),
           "request_failed",
         );
@@ -327,7 +267,7 @@ describe("Azure Arc challenge failures", () => {
       const fake = recorder(() =>
         Response.json({ error: "invalid_request", error_description: "bad resource" }, { status: 400 })
       );
-      const error = await rejectsWith(arcClient({ fetch: fake.fetch }, dir).acquireToken(VAULT), "request_failed");
+      const error = await rejectsFromArc(arcClient({ fetch: fake.fetch }, dir).acquireToken(VAULT), "request_failed");
       assert.equal(error.error, "invalid_request");
       assert.equal(error.errorDescription, "bad resource");
     });
@@ -364,7 +304,7 @@ describe("Azure Arc challenge failures", () => {
         const fs = counting();
         const client = arcClient({ fetch: fake.fetch }, dir, fs, platform ? { platform } : {});
         assert.equal(client.source, "AzureArc");
-        const error = await rejectsWith(client.acquireToken(VAULT), code);
+        const error = await rejectsFromArc(client.acquireToken(VAULT), code);
         assert.equal(fake.seen.length, 1);
         assert.deepEqual(fs.lstatCalls, []);
         assert.deepEqual(fs.readFileCalls, []);
@@ -380,7 +320,7 @@ describe("Azure Arc challenge failures", () => {
         lstat: fsp.lstat,
         readFile: (p) => Promise.reject(Object.assign(new Error(`EACCES: open '${p}'`), { code: "EACCES" })),
       });
-      const error = await rejectsWith(
+      const error = await rejectsFromArc(
         arcClient({ fetch: fake.fetch }, dir, fs).acquireToken(VAULT),
         "arc_key_permission_denied",
       );
@@ -395,7 +335,7 @@ describe("Azure Arc challenge failures", () => {
     await withKeyFile(async ({ dir, path }) => {
       const fake = agent(path);
       const fs = counting();
-      const error = await rejectsWith(
+      const error = await rejectsFromArc(
         arcClient({ fetch: fake.fetch }, dir, fs).acquireToken(VAULT),
         "arc_key_too_large",
       );
@@ -410,7 +350,10 @@ describe("Azure Arc challenge failures", () => {
     await withKeyFile(async ({ dir, path }) => {
       const fake = recorder(() => challenge(`Basic realm=${path}`));
       const fs = counting();
-      const error = await rejectsWith(arcClient({ fetch: fake.fetch }, dir, fs).acquireToken(VAULT), "request_failed");
+      const error = await rejectsFromArc(
+        arcClient({ fetch: fake.fetch }, dir, fs).acquireToken(VAULT),
+        "request_failed",
+      );
       assert.equal(error.status, 401);
       assert.equal(fake.seen.length, 2);
       assert.equal(fs.readFileCalls.length, 1);
@@ -427,7 +370,7 @@ describe("Azure Arc challenge failures", () => {
           : challenge(hostile ? "Basic realm=/tmp/a.key" : `Basic realm=${path}`)
       );
       const client = arcClient({ fetch: fake.fetch }, dir);
-      await rejectsWith(client.acquireToken(VAULT), "arc_key_invalid_directory");
+      await rejectsFromArc(client.acquireToken(VAULT), "arc_key_invalid_directory");
       hostile = false;
       const result = await client.acquireToken(VAULT);
       assert.equal(result.fromCache, false);
@@ -472,13 +415,13 @@ describe("Azure Arc user-assigned identity echo", () => {
       await withKeyFile(async ({ dir, path }) => {
         const fake = agent(path, () => token("system-token", echo));
         const client = arcClient({ fetch: fake.fetch, ...options }, dir);
-        const error = await rejectsWith(client.acquireToken(VAULT), "identity_mismatch");
+        const error = await rejectsFromArc(client.acquireToken(VAULT), "identity_mismatch");
         assert.equal(error.status, 200);
         assert.match(error.message, /did not return the requested/);
         assertNotShown(error, "system-token");
         assertNotShown(error, KEY);
         assert.equal(fake.seen.length, 2);
-        await rejectsWith(client.acquireToken(VAULT), "identity_mismatch");
+        await rejectsFromArc(client.acquireToken(VAULT), "identity_mismatch");
         assert.equal(fake.seen.length, 4);
       });
     });
@@ -503,7 +446,7 @@ describe("Azure Arc errors", () => {
           { status: 404 },
         ));
       const client = arcClient({ fetch: fake.fetch, clientId: CLIENT_ID, retry: false }, dir);
-      const error = await rejectsWith(client.acquireToken(VAULT), "request_failed");
+      const error = await rejectsFromArc(client.acquireToken(VAULT), "request_failed");
       assert.equal(error.status, 404);
       assert.equal(error.error, "identity_not_found");
       assert.equal(error.errorDescription, "Identity not found");
@@ -531,7 +474,7 @@ describe("Azure Arc errors", () => {
           return new Response(body(sent), { status, ...(headers ? { headers } : {}) });
         });
         const client = arcClient({ fetch: fake.fetch, retry: false }, dir);
-        const error = await rejectsWith(client.acquireToken(VAULT), "request_failed");
+        const error = await rejectsFromArc(client.acquireToken(VAULT), "request_failed");
         assert.equal(error.status, status);
         assertNotShown(error, KEY);
       });
@@ -545,7 +488,7 @@ describe("Azure Arc errors", () => {
           { error: "invalid_request", error_description: `Invalid ${request.headers.get("authorization")}` },
           { status: 400 },
         ));
-      const error = await rejectsWith(arcClient({ fetch: fake.fetch }, dir).acquireToken(VAULT), "request_failed");
+      const error = await rejectsFromArc(arcClient({ fetch: fake.fetch }, dir).acquireToken(VAULT), "request_failed");
       assertNotShown(error, KEY);
     }, `${KEY}\n`);
   });
@@ -553,7 +496,7 @@ describe("Azure Arc errors", () => {
   test("acquireToken() keeps the key out of an invalid_response when a 200 body echoes it on Azure Arc", async () => {
     await withKeyFile(async ({ dir, path }) => {
       const fake = agent(path, (request) => new Response(`Unexpected ${request.headers.get("authorization")}`));
-      const error = await rejectsWith(arcClient({ fetch: fake.fetch }, dir).acquireToken(VAULT), "invalid_response");
+      const error = await rejectsFromArc(arcClient({ fetch: fake.fetch }, dir).acquireToken(VAULT), "invalid_response");
       assertNotShown(error, KEY);
     });
   });
@@ -561,7 +504,7 @@ describe("Azure Arc errors", () => {
   test("acquireToken() keeps the key out of a redirect error on Azure Arc", async () => {
     await withKeyFile(async ({ dir, path }) => {
       const fake = agent(path, () => new Response(null, { status: 302, headers: { location: `http://x/?k=${KEY}` } }));
-      const error = await rejectsWith(arcClient({ fetch: fake.fetch }, dir).acquireToken(VAULT), "request_failed");
+      const error = await rejectsFromArc(arcClient({ fetch: fake.fetch }, dir).acquireToken(VAULT), "request_failed");
       assert.equal(error.status, 302);
       assertNotShown(error, KEY);
     });

@@ -1,0 +1,96 @@
+/**
+ * Shared test checks: deferred promises, rejection and secret-leak assertions, and a counting
+ * file system for the Arc key-file tests.
+ */
+
+import assert from "node:assert/strict";
+import * as fsp from "node:fs/promises";
+import { inspect } from "node:util";
+import { ManagedIdentityError } from "../../mod.ts";
+import type { ArcKeyFileSystem } from "../../src/arc_key.ts";
+
+/** A promise the test settles when it chooses. */
+export interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(reason: unknown): void;
+}
+
+/** A new deferred promise. */
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Awaits a rejection with a ManagedIdentityError of `code` (and `source`, when given) and returns it. */
+export async function rejectsWith(
+  promise: Promise<unknown>,
+  code: string,
+  source?: string,
+): Promise<ManagedIdentityError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof ManagedIdentityError, `expected a ManagedIdentityError, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  if (source !== undefined) assert.equal(caught.source, source);
+  return caught;
+}
+
+/** Every way an error can be shown: message, stack, inspect, JSON, each own property, and the same for its cause. */
+export function renderings(error: unknown, depth = 0): string[] {
+  if (!(error instanceof Error) || depth > 3) return [String(error)];
+  const shown = [error.message, String(error), error.stack ?? "", JSON.stringify(error), inspect(error, { depth: 5 })];
+  for (const key of Reflect.ownKeys(error)) {
+    const value = (error as unknown as Record<PropertyKey, unknown>)[key];
+    shown.push(String(value));
+    try {
+      shown.push(JSON.stringify(value) ?? "");
+    } catch {
+      // Not serializable: String() above covers it.
+    }
+  }
+  if (error.cause !== undefined) shown.push(...renderings(error.cause, depth + 1));
+  return shown;
+}
+
+/** Asserts that `secret` appears in no rendering of `error`. */
+export function assertNotShown(error: unknown, secret: string): void {
+  for (const text of renderings(error)) {
+    assert.ok(!text.includes(secret), `"${secret}" appears in the error: ${text}`);
+  }
+}
+
+/** A file system that records every call and forwards it to `inner` (the real one by default). */
+export interface CountingFileSystem extends ArcKeyFileSystem {
+  readonly lstatCalls: string[];
+  readonly readFileCalls: string[];
+}
+
+/** A counting file system over `inner`; a missing operation throws when called. */
+export function counting(inner: Partial<ArcKeyFileSystem> = fsp): CountingFileSystem {
+  const lstatCalls: string[] = [];
+  const readFileCalls: string[] = [];
+  return {
+    lstatCalls,
+    readFileCalls,
+    lstat(path) {
+      lstatCalls.push(path);
+      if (!inner.lstat) throw new Error("this test must not lstat");
+      return inner.lstat(path);
+    },
+    readFile(path, encoding) {
+      readFileCalls.push(path);
+      if (!inner.readFile) throw new Error("this test must not read");
+      return inner.readFile(path, encoding);
+    },
+  };
+}
