@@ -1,35 +1,94 @@
 /**
- * `deno task demo`: runs the client against a local stand-in of the App Service endpoint and
- * shows the request, the token and the cache. (The full emulator of every source replaces this.)
+ * `deno task demo`: the whole module on any machine. Starts the emulator of every managed
+ * identity source on loopback (in this process), then for each source acquires a token for
+ * the system-assigned identity and a user-assigned one where the source allows it, calls again
+ * to show the cache, and prints a table. Also runs with `bun examples/demo.ts` and
+ * `node examples/demo.ts`.
  */
 
-import { ManagedIdentityClient, TokenCache } from "../mod.ts";
+import { ManagedIdentityClient, ManagedIdentityError, TokenCache } from "../mod.ts";
+import { ALL_SOURCES, readClaims, serve } from "../src/emulator/mod.ts";
 
-let requests = 0;
-const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
-  requests++;
-  const url = new URL(request.url);
-  if (request.headers.get("x-identity-header") !== "demo-secret") {
-    return Response.json({ statusCode: 400, message: "Missing X-IDENTITY-HEADER" }, { status: 400 });
+const ARC_TOKENS = "/var/opt/azcmagent/tokens";
+
+/** A real client reads Arc keys only from the agent's directory; the demo never creates it. */
+async function arcDirectoryUsable(): Promise<boolean> {
+  const fs = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }).process
+    ?.getBuiltinModule?.("node:fs/promises") as { access(path: string, mode: number): Promise<void> } | undefined;
+  try {
+    await fs?.access(ARC_TOKENS, 2 /* W_OK */);
+    return fs !== undefined;
+  } catch {
+    return false;
   }
-  return Response.json({
-    access_token: `demo-token-for-${url.searchParams.get("resource")}`,
-    expires_on: String(Math.floor(Date.now() / 1000) + 3600),
-    resource: url.searchParams.get("resource"),
-    token_type: "Bearer",
-  });
-});
-
-const env = { IDENTITY_ENDPOINT: `http://127.0.0.1:${server.addr.port}/msi/token`, IDENTITY_HEADER: "demo-secret" };
-const client = new ManagedIdentityClient({ env, cache: new TokenCache() });
-console.log(`source: ${client.source}`);
-for (const round of [1, 2]) {
-  const started = performance.now();
-  const token = await client.acquireToken("https://vault.azure.net/.default");
-  const ms = (performance.now() - started).toFixed(2);
-  console.log(
-    `call ${round}: ${token.fromCache ? "cache" : "endpoint"} in ${ms} ms, expires ${token.expiresOn.toISOString()}`,
-  );
 }
-console.log(`endpoint requests: ${requests}`);
-await server.shutdown();
+
+const arc = await arcDirectoryUsable();
+const sources = ALL_SOURCES.filter((source) => source !== "AzureArc" || arc);
+const running = await serve({ sources, arcKeyDirectory: ARC_TOKENS });
+const user = running.emulator.identities[0]!;
+
+interface Row {
+  source: string;
+  identity: string;
+  request: string;
+  expires: string;
+  cache: string;
+}
+const rows: Row[] = [];
+const ms = (start: number) => `${(performance.now() - start).toFixed(2)} ms`;
+
+for (const source of ALL_SOURCES) {
+  if (!running.env[source]) {
+    rows.push({
+      source,
+      identity: "-",
+      request: `skipped: a client accepts Arc keys only from ${ARC_TOKENS}, which this machine does not have`,
+      expires: "",
+      cache: "",
+    });
+    continue;
+  }
+  for (
+    const [label, identity] of [["system-assigned", {}], ["user-assigned (client ID)", {
+      clientId: user.clientId,
+    }]] as const
+  ) {
+    const started = performance.now();
+    try {
+      const client = new ManagedIdentityClient({ env: running.env[source], cache: new TokenCache(), ...identity });
+      const first = await client.acquireToken("https://vault.azure.net");
+      const request = ms(started);
+      const again = performance.now();
+      const second = await client.acquireToken("https://vault.azure.net");
+      const claims = readClaims(first.accessToken);
+      rows.push({
+        source,
+        identity: `${label}${claims?.appid ? ` appid ${String(claims.appid).slice(0, 8)}` : ""}`,
+        request,
+        expires: first.expiresOn.toISOString().replace("T", " ").slice(0, 19),
+        cache: second.fromCache ? `hit in ${ms(again)}` : "miss",
+      });
+    } catch (error) {
+      // A refusal names its reason after the source: "Cannot use ... with "X": <reason>".
+      const reason = error instanceof ManagedIdentityError
+        ? `${error.code}, ${error.message.split(`"${source}": `).pop()}`
+        : String(error);
+      rows.push({ source, identity: label, request: `refused: ${reason}`, expires: "", cache: "" });
+    }
+  }
+}
+const requests = running.emulator.requests.length;
+await running.close();
+
+const columns: (keyof Row)[] = ["source", "identity", "request", "expires", "cache"];
+const width = (key: keyof Row) => Math.max(key.length, ...rows.filter((r) => r.expires).map((r) => r[key].length));
+const line = (row: Row) =>
+  row.expires
+    ? columns.map((key) => row[key].padEnd(width(key))).join("  ")
+    : `${row.source.padEnd(width("source"))}  ${row.identity.padEnd(width("identity"))}  ${row.request}`;
+console.log("azmi demo: the client against a local emulator of every managed identity source\n");
+console.log(columns.map((key) => key.padEnd(width(key))).join("  "));
+for (const row of rows) console.log(line(row));
+console.log(`\n${requests} endpoint requests in all: each second call came from the cache.`);
+console.log(`Sources served: ${sources.join(", ")} (Service Fabric over HTTPS, pinned to ${running.thumbprint}).`);

@@ -1,0 +1,62 @@
+/**
+ * The emulator's development certificate for its Service Fabric endpoint (CN "azmi emulator
+ * development certificate", SAN localhost and 127.0.0.1, valid until 2126). The private key is
+ * public on purpose: this certificate protects nothing and exists only so that the emulator can
+ * serve HTTPS with a thumbprint a client can pin. Never use it for anything else.
+ * @module
+ */
+
+/** The certificate, PEM. */
+export const DEV_CERTIFICATE = `-----BEGIN CERTIFICATE-----
+MIIDXzCCAkegAwIBAgIUVt+cSzzvQbX25MZxxb9YM5ORfGIwDQYJKoZIhvcNAQEL
+BQAwMDEuMCwGA1UEAwwlYXptaSBlbXVsYXRvciBkZXZlbG9wbWVudCBjZXJ0aWZp
+Y2F0ZTAgFw0yNjExMjkwNDE5MThaGA8yMTI2MTEwNTA0MTkxOFowMDEuMCwGA1UE
+AwwlYXptaSBlbXVsYXRvciBkZXZlbG9wbWVudCBjZXJ0aWZpY2F0ZTCCASIwDQYJ
+KoZIhvcNAQEBBQADggEPADCCAQoCggEBANnx7N6F2D8uZEmLioQ6gDOlKwZBCtFf
+QCu33oklC5UDs9kb/yz/Y2RWAz7Qlnt2JuOcqr13RYZ8WezDsk2tGyMSGRPSVKO6
+o8FKxrTRIVstPtDeTLTurI0rTo6d04DbJlFd5C5p1CQS8JAO0/wrL560k3LDbJBc
+QOzwBbheDY1IDS0hij6d9ZgCQ+deJ+FKX+a/tp/+ppSQpU3MKH+/4CgW2ZVrfSaU
+U3TkveOagVcbtObKAcy6dLbLbVV5j7rnlOtOcDHGK9+RDZLVSen6G5fmRQKuXxO+
+3Fqwa4ktNe5RI2JvzjU+1UaEcGJ1oG0RUs6TesQDnE2GTF8bqqZkSK8CAwEAAaNv
+MG0wHQYDVR0OBBYEFMfFlvxCqGUwboU3Qh9ZC51R+iSVMB8GA1UdIwQYMBaAFMfF
+lvxCqGUwboU3Qh9ZC51R+iSVMA8GA1UdEwEB/wQFMAMBAf8wGgYDVR0RBBMwEYIJ
+bG9jYWxob3N0hwR/AAABMA0GCSqGSIb3DQEBCwUAA4IBAQCPdeOWJMbZLQUShmP1
+kZVCRScbn7M0pYZeTz5Xns41fjacp4EpATYq85Qpv47MrVBt29QXk8oCIS1OCb35
+Z/62ISf/rmvXy1mDROranFVWM/eDEKAMC6FJoc91KLo1tZhaA45l0fTqznqDx1Gp
+Lrx07DfNL4zQjaOyKTq2IW+y2NtSWm5BmNeJAPsviiTnd2FW8XhJ3bc/KpQ0/nxy
+28jGM3qtATyttBtR8jwaCBv83DILVmlUDQkQOPkT5HqH43TOqUzBrq9bJ9c+uvEN
+b/6gZP56KvVhGIboPGda7ucxnytOZzugyVmFSXGntokcOWPsnPb9NUVy/iSyVTEU
+je9p
+-----END CERTIFICATE-----
+`;
+
+/** Its private key, PEM. Development only: public by design. */
+export const DEV_PRIVATE_KEY = `-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDZ8ezehdg/LmRJ
+i4qEOoAzpSsGQQrRX0Art96JJQuVA7PZG/8s/2NkVgM+0JZ7dibjnKq9d0WGfFns
+w7JNrRsjEhkT0lSjuqPBSsa00SFbLT7Q3ky07qyNK06OndOA2yZRXeQuadQkEvCQ
+DtP8Ky+etJNyw2yQXEDs8AW4Xg2NSA0tIYo+nfWYAkPnXifhSl/mv7af/qaUkKVN
+zCh/v+AoFtmVa30mlFN05L3jmoFXG7TmygHMunS2y21VeY+655TrTnAxxivfkQ2S
+1Unp+huX5kUCrl8TvtxasGuJLTXuUSNib841PtVGhHBidaBtEVLOk3rEA5xNhkxf
+G6qmZEivAgMBAAECggEATNP2AplfGiKh8rUQjr1KnSoPySQbiqQPrHmkJmdbNlv4
+RcQTR4r9wAx8F2QTcBE980WygJivdxGV55sy2yP3KX1DPtQJxy/Pcx+HfY0tO4Vv
+G9UJaEysohUOm8KyIL3gO5WkDuJ6iH7us3Gus7mLj2ArjCystBT5RCz2b0AkedUy
+OlZ8t0KZR6oOA8uSccZajCIoT1NkobiK8JvU3KAgqaLKLjoDACxfJDgQei8ufR0/
+i7UJEX1Owjjdil5dnGwpRypm1dy82y5s3GTpruTPVRTRyXb6V25KdppaLASnKYu4
+//c47lljqsf09RVxmjq81onjb44/W5DkqGZhHTevwQKBgQD1q0e0C16wLIlykfdO
+yWRIkNhxbxYaXfSJPfWUh98w6isQ6g+hZT41e+6jtBNhuC7lXM4IiW4n8ieH2ok8
+owt3YWicB4sAp1vB3SXVnKUZjT9Tey727DWgsPyRTn2PV10tm1nC/RoATOV4VriP
+gkSfS8sBkHcub2cTSK2vdvRrQQKBgQDjHC94cjp2KCrfIZSLKuTaH7yoofGmuTWK
+p5WrywK3f/hc5oHhamPtFmKBjAUE21YYdVbhLCJtaDNhzS7xnv7rMwl1urR/lgdA
+5YfC2MJs4XqSI/QjBVD5yYeFCLT9ZBCD83aYG8oZoDe5YGNGNadlZywR+fgo/Wro
+3l7C3s1n7wKBgQCHldJrEeNehBYPv3OobgoE6rwqTs76GmS94g5JvXt2+aZvHV8n
+CkN9LTsV6mrQAeEQAVpM59x9+23J0tjvOGU5q+8aPid/Yt6HblBVRrDwGz6aCmBv
+Mwqd91BNue4eUG9Cnny52wqgo8/5zJLr0U+iQyh1YpAEdsOCpxgEwThAgQKBgQCN
+SkeuI0KDp9GkJ3wGaJUfrobsUnPISYkpzcCrtAzopFCbWzyKRGoOYdK+zaGBuAME
+DFwUkiSI9D6jJceCwmvNX18PQyxwA6JXmXSwn7G1k0FyEbQc5X3PKLWK6jPPQKWV
+sa2iTAebkbWZOoIId/DAgUNFm8Hrnl0Yqt9BVONtOQKBgCTdUOc6pLmfocNFnNPW
+B4zZ/7k8CWaXjnMSMzaPjgARRFSsLNYeQNjuNkT17mOGGNVTcMSL6876rxgTSQbx
+MPlkXjJoygMvZYYeVZGb0/7KHgQhHPPScjuDHMG6kNnC9EyHwfo6l+7zgioT8Z4+
+dYqQzH2QFqoKiI9tMYywysm6
+-----END PRIVATE KEY-----
+`;

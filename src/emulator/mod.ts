@@ -1,0 +1,26 @@
+/**
+ * A local emulator of every Azure managed identity source, for trying the client off Azure and
+ * for tests: Web-standard `(Request) => Response` handlers that behave like IMDS, App Service,
+ * Azure Arc, Cloud Shell, Service Fabric and Azure ML, with fault injection, and `serve()` to
+ * run them on loopback with the runtime's own server.
+ *
+ * @example Run every source on loopback
+ * ```ts ignore
+ * import { serve } from "@azmi/managed-identity/emulator";
+ *
+ * const running = await serve();
+ * console.log(running.env.AppService); // { IDENTITY_ENDPOINT: "http://127.0.0.1:...", IDENTITY_HEADER: "..." }
+ * await running.close();
+ * ```
+ *
+ * @module
+ */
+
+export { createEmulator, EMULATED_API_VERSIONS } from "./emulator.ts";
+export type { EmulatedRequest, Emulator, EmulatorOptions } from "./emulator.ts";
+export type { Fault } from "./faults.ts";
+export { ALL_SOURCES, pemThumbprint, serve } from "./serve.ts";
+export type { RunningEmulator, ServeOptions } from "./serve.ts";
+export { emulatedToken, EMULATOR_TENANT, readClaims } from "./token.ts";
+export type { EmulatedClaims, EmulatedIdentity } from "./token.ts";
+export type { Source } from "../types.ts";

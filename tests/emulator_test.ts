@@ -1,0 +1,267 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ManagedIdentityError, type Source } from "../mod.ts";
+import { ALL_SOURCES, createEmulator, readClaims, serve } from "../src/emulator/mod.ts";
+import { testClient } from "./helpers/fake.ts";
+
+const VAULT = "https://vault.azure.net";
+
+async function withArcDir<T>(body: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), "azmi-emulator-arc-"));
+  try {
+    return await body(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe("the client against the emulator on real loopback servers", () => {
+  test("every source serves system-assigned and, where it may, user-assigned tokens whose claims match", async () => {
+    await withArcDir(async (dir) => {
+      const running = await serve({ arcKeyDirectory: dir, lifetimeSeconds: 7200 });
+      try {
+        const user = running.emulator.identities[0]!;
+        const system = running.emulator.systemIdentity;
+        const seen: string[] = [];
+        for (const source of ALL_SOURCES) {
+          const env = running.env[source]!;
+          const internal = { arcTokenDirectory: dir };
+          const client = testClient({ env }, internal);
+          assert.equal(client.source, source);
+          const first = await client.acquireToken(`${VAULT}/.default`);
+          const claims = readClaims(first.accessToken)!;
+          assert.equal(claims.aud, VAULT, source);
+          assert.equal(claims.appid, system.clientId, source);
+          assert.equal(claims.azmi_source, source);
+          assert.equal(Number(claims.exp) * 1000, first.expiresOn.getTime(), source);
+          assert.ok(first.expiresOn.getTime() - Date.now() > 7100_000, source);
+          assert.equal((await client.acquireToken(VAULT)).fromCache, true, source);
+          seen.push(source);
+          if (source === "ServiceFabric" || source === "CloudShell") continue;
+          const byClient = testClient({ env, clientId: user.clientId }, internal);
+          assert.equal(readClaims((await byClient.acquireToken(VAULT)).accessToken)!.appid, user.clientId, source);
+          if (source === "AzureML") continue;
+          const byObject = testClient({ env, objectId: user.objectId }, internal);
+          assert.equal(readClaims((await byObject.acquireToken(VAULT)).accessToken)!.oid, user.objectId, source);
+          const byResource = testClient({ env, resourceId: user.resourceId }, internal);
+          assert.equal(
+            readClaims((await byResource.acquireToken(VAULT)).accessToken)!.xms_mirid,
+            user.resourceId,
+            source,
+          );
+        }
+        assert.deepEqual(seen, [...ALL_SOURCES]);
+        // The request log never holds a secret.
+        assert.equal(JSON.stringify(running.emulator.requests).includes(running.emulator.secret), false);
+      } finally {
+        await running.close();
+      }
+      assert.deepEqual(await readdir(dir), [], "close() removes the Arc key files");
+    });
+  });
+
+  test("an unknown user-assigned identity is refused with each source's error", async () => {
+    await withArcDir(async (dir) => {
+      const running = await serve({ arcKeyDirectory: dir });
+      try {
+        const expected: Partial<Record<Source, number>> = {
+          DefaultToIMDS: 400,
+          AppService: 400,
+          AzureML: 400,
+          AzureArc: 404,
+        };
+        for (const [source, status] of Object.entries(expected) as [Source, number][]) {
+          const client = testClient(
+            { env: running.env[source]!, clientId: "00000000-0000-0000-0000-00000000dead", retry: false },
+            { arcTokenDirectory: dir },
+          );
+          await assert.rejects(client.acquireToken(VAULT), (error) => {
+            assert.ok(error instanceof ManagedIdentityError, source);
+            assert.equal(error.code, "request_failed", source);
+            assert.equal(error.status, status, source);
+            return true;
+          });
+        }
+      } finally {
+        await running.close();
+      }
+    });
+  });
+
+  test("a client pinned to another thumbprint is refused by the Service Fabric endpoint's TLS check", async () => {
+    const running = await serve({ sources: ["ServiceFabric"] });
+    try {
+      const env = { ...running.env.ServiceFabric!, IDENTITY_SERVER_THUMBPRINT: "00".repeat(20) };
+      await assert.rejects(
+        testClient({ env, retry: false }).acquireToken(VAULT),
+        (error) => error instanceof ManagedIdentityError && error.code === "certificate_mismatch",
+      );
+      assert.equal(running.emulator.requests.length, 0);
+    } finally {
+      await running.close();
+    }
+  });
+});
+
+describe("createEmulator() endpoints", () => {
+  const call = (source: Source, url: string, init: RequestInit = {}) =>
+    createEmulator({ secret: "s3cret" }).handler(source)(new Request(url, init));
+
+  test("IMDS refuses a request without Metadata: true with its error shape", async () => {
+    const response = await call(
+      "DefaultToIMDS",
+      "http://e/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x",
+    );
+    assert.equal(response.status, 400);
+    assert.deepEqual(await response.json(), {
+      error: "invalid_request",
+      error_description: "Required metadata header not specified",
+    });
+  });
+
+  test("IMDS refuses a wrong api-version", async () => {
+    const response = await call("DefaultToIMDS", "http://e/t?api-version=2017-01-01&resource=x", {
+      headers: { Metadata: "true" },
+    });
+    assert.equal(response.status, 400);
+    assert.equal(((await response.json()) as { error: string }).error, "invalid_request");
+  });
+
+  test("App Service refuses a missing or wrong X-IDENTITY-HEADER with its error shape", async () => {
+    for (const headers of [{}, { "X-IDENTITY-HEADER": "wrong" }] as Record<string, string>[]) {
+      const response = await call("AppService", "http://e/msi/token?api-version=2019-08-01&resource=x", { headers });
+      assert.equal(response.status, 400);
+      const body = await response.json() as { statusCode: number; message: string; correlationId: string };
+      assert.equal(body.statusCode, 400);
+      assert.match(body.message, /x-identity-header/);
+      assert.match(body.correlationId, /^[0-9a-f-]{36}$/);
+    }
+  });
+
+  test("Azure ML requires its secret header", async () => {
+    const ok = await call("AzureML", "http://e/?api-version=2017-09-01&resource=x&clientid=", {
+      headers: { secret: "s3cret", Metadata: "true" },
+    });
+    assert.equal(ok.status, 200);
+    const refused = await call("AzureML", "http://e/?api-version=2017-09-01&resource=x&clientid=", {
+      headers: { Metadata: "true" },
+    });
+    assert.equal(refused.status, 400);
+  });
+
+  test("Cloud Shell takes a POST form body and refuses a GET", async () => {
+    const ok = await call("CloudShell", "http://e/", {
+      method: "POST",
+      headers: { Metadata: "true", "content-type": "application/x-www-form-urlencoded" },
+      body: "resource=https%3A%2F%2Fvault.azure.net",
+    });
+    assert.equal(ok.status, 200);
+    assert.equal(readClaims(((await ok.json()) as { access_token: string }).access_token)!.aud, VAULT);
+    const refused = await call("CloudShell", "http://e/", { headers: { Metadata: "true" } });
+    assert.equal(refused.status, 405);
+  });
+
+  test("Service Fabric refuses a missing Secret with SecretHeaderNotFound", async () => {
+    const response = await call("ServiceFabric", "https://e/?api-version=2019-07-01-preview&resource=x");
+    assert.equal(response.status, 401);
+    assert.deepEqual(await response.json(), {
+      error: { code: "SecretHeaderNotFound", message: "Secret is not found in the request headers." },
+    });
+  });
+
+  test("Azure Arc challenges with a key file and accepts only that key", async () => {
+    await withArcDir(async (dir) => {
+      const emulator = createEmulator({ arcKeyDirectory: dir });
+      const handler = emulator.handler("AzureArc");
+      const url = "http://e/metadata/identity/oauth2/token?api-version=2020-06-01&resource=x";
+      const challenge = await handler(new Request(url, { headers: { Metadata: "true" } }));
+      assert.equal(challenge.status, 401);
+      const realm = /^Basic realm=(.+)$/.exec(challenge.headers.get("www-authenticate") ?? "")?.[1];
+      assert.ok(realm?.startsWith(dir) && realm.endsWith(".key"));
+      const wrong = await handler(new Request(url, { headers: { Metadata: "true", Authorization: "Basic nope" } }));
+      assert.equal(wrong.status, 401);
+      await emulator.cleanup();
+      assert.deepEqual(await readdir(dir), []);
+    });
+  });
+
+  test("tokens carry refresh_in when configured and the configured lifetime", async () => {
+    let now = 1_700_000_000_000;
+    const emulator = createEmulator({ lifetimeSeconds: 600, refreshInSeconds: 300, now: () => now });
+    const response = await emulator.handler("DefaultToIMDS")(
+      new Request("http://e/t?api-version=2018-02-01&resource=x", { headers: { Metadata: "true" } }),
+    );
+    const body = await response.json() as Record<string, unknown>;
+    assert.equal(body.refresh_in, 300);
+    assert.equal(body.expires_in, "600");
+    assert.equal(body.expires_on, String(1_700_000_000 + 600));
+    now += 1000;
+    assert.equal(readClaims(body.access_token as string)!.exp, 1_700_000_600);
+  });
+});
+
+describe("emulator fault injection", () => {
+  const env = { IDENTITY_ENDPOINT: "http://emulator/msi/token", IDENTITY_HEADER: "s3cret" };
+
+  test("a scripted 500 then normal behaviour: the client retries and gets a token", async () => {
+    const emulator = createEmulator({ secret: "s3cret", faults: { AppService: [{ status: 500 }] } });
+    const delays: number[] = [];
+    const client = testClient({ env, fetch: emulator.handler("AppService") }, {
+      sleep: (ms) => {
+        delays.push(ms);
+        return Promise.resolve();
+      },
+    });
+    assert.ok((await client.acquireToken(VAULT)).accessToken);
+    assert.deepEqual(emulator.requests.map((r) => r.status), [500, 200]);
+    assert.deepEqual(delays, [1000]);
+  });
+
+  test("a 429 with Retry-After is honoured", async () => {
+    const emulator = createEmulator({ secret: "s3cret" });
+    emulator.fault("AppService", { status: 429, headers: { "Retry-After": "3" } });
+    const delays: number[] = [];
+    const client = testClient({ env, fetch: emulator.handler("AppService") }, {
+      sleep: (ms) => {
+        delays.push(ms);
+        return Promise.resolve();
+      },
+    });
+    await client.acquireToken(VAULT);
+    assert.deepEqual(delays, [3000]);
+  });
+
+  test("malformed bodies become invalid_response", async () => {
+    for (const body of ['{"access_token":', "<html>proxy error</html>", ""]) {
+      const emulator = createEmulator({ secret: "s3cret", faults: { AppService: [{ status: 200, body }] } });
+      await assert.rejects(
+        testClient({ env, fetch: emulator.handler("AppService"), retry: false }).acquireToken(VAULT),
+        (error) => error instanceof ManagedIdentityError && error.code === "invalid_response",
+      );
+    }
+  });
+
+  test("a dropped connection is retried on a real server", async () => {
+    const running = await serve({ sources: ["AppService"], faults: { AppService: [{ drop: true }] } });
+    try {
+      const client = testClient({ env: running.env.AppService!, retry: { delayMs: 1 } });
+      assert.ok((await client.acquireToken(VAULT)).accessToken);
+      assert.equal(running.emulator.requests.length, 2);
+    } finally {
+      await running.close();
+    }
+  });
+
+  test("a hanging endpoint ends with the client's timeout", async () => {
+    const emulator = createEmulator({ secret: "s3cret", faults: { AppService: [{ hang: true }] } });
+    const started = Date.now();
+    await assert.rejects(
+      testClient({ env, fetch: emulator.handler("AppService"), retry: false, timeoutMs: 50 }).acquireToken(VAULT),
+      (error) => error instanceof ManagedIdentityError && error.code === "timeout",
+    );
+    assert.ok(Date.now() - started < 2000);
+  });
+});
