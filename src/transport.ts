@@ -42,7 +42,11 @@ export function abortedError(source: Source, signal: AbortSignal, endpoint?: str
   });
 }
 
-function networkReason(error: unknown): string {
+/**
+ * The innermost useful reason of a network failure: an errno code such as `ECONNREFUSED`, or
+ * else the innermost message. Used for the library's errors and by the CLI's connection check.
+ */
+export function networkReason(error: unknown): string {
   // Node wraps the socket error as `cause` (with a code such as ECONNREFUSED); Deno and Bun
   // put it in the message. The innermost message is the most specific.
   let current: unknown = error;

@@ -1,0 +1,221 @@
+/**
+ * `azmi emulate`: runs the library's emulator of every source on loopback, prints the shell
+ * variables that point a client at it (quoted for a POSIX shell), and stops on a signal. Also
+ * the check that Azure Arc's key directory is writable, and the choice of sources by name.
+ * @module
+ */
+
+import type { Source } from "../../mod.ts";
+import { ARC_LINUX_TOKEN_DIRECTORY } from "../arc_key.ts";
+import type { CliIo } from "../cli.ts";
+import { ALL_SOURCES, serve } from "../emulator/mod.ts";
+import type { RunningEmulator } from "../emulator/mod.ts";
+import { loadBuiltin } from "../runtime.ts";
+import { noPositionals, parseArgs, UsageError, wholeNumber } from "./args.ts";
+import { EXIT_CODES } from "./common.ts";
+
+/** Aliases of `--source`, beside the Source names themselves (any case). */
+const SOURCE_ALIASES: ReadonlyMap<string, Source> = new Map<string, Source>([
+  ["imds", "DefaultToIMDS"],
+  ["appservice", "AppService"],
+  ["arc", "AzureArc"],
+  ["cloudshell", "CloudShell"],
+  ["servicefabric", "ServiceFabric"],
+  ["ml", "AzureML"],
+]);
+
+function sourceNamed(name: string): Source | undefined {
+  const lower = name.toLowerCase();
+  return ALL_SOURCES.find((source) => source.toLowerCase() === lower) ?? SOURCE_ALIASES.get(lower);
+}
+
+/** A value for a POSIX shell: single-quoted, with embedded single quotes closed and escaped. */
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+interface FsView {
+  accessSync(path: string, mode: number): void;
+}
+
+/** Whether the emulator can write Arc key files into `directory` (or create it): best effort. */
+function writableDirectory(directory: string): boolean {
+  let fs: FsView;
+  try {
+    fs = loadBuiltin<FsView>("node:fs");
+  } catch {
+    return false;
+  }
+  let path = directory;
+  for (let depth = 0; depth < 64; depth++) {
+    try {
+      fs.accessSync(path, 2 /* W_OK */);
+      return true;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "ENOENT") return false;
+    }
+    const parent = path.replace(/[\\/]+[^\\/]*[\\/]*$/, "");
+    if (parent === path || parent === "") return false;
+    path = parent;
+  }
+  return false;
+}
+
+/** Resolves when the signal aborts, or (without one) on SIGINT or SIGTERM; then removes its listeners. */
+function stopped(until: AbortSignal | undefined): Promise<string> {
+  if (until) {
+    return new Promise((resolve) => {
+      if (until.aborted) return resolve("stopped");
+      until.addEventListener("abort", () => resolve("stopped"), { once: true });
+    });
+  }
+  type Listener = () => void;
+  const runtime = globalThis as {
+    Deno?: {
+      addSignalListener(signal: string, listener: Listener): void;
+      removeSignalListener(signal: string, listener: Listener): void;
+    };
+    process?: { on(signal: string, listener: Listener): unknown; off(signal: string, listener: Listener): unknown };
+  };
+  return new Promise((resolve) => {
+    const removals: (() => void)[] = [];
+    for (const signal of ["SIGINT", "SIGTERM"]) {
+      const listener = () => {
+        for (const remove of removals) remove();
+        resolve(signal);
+      };
+      try {
+        if (runtime.Deno) {
+          runtime.Deno.addSignalListener(signal, listener);
+          removals.push(() => runtime.Deno!.removeSignalListener(signal, listener));
+        } else if (runtime.process) {
+          runtime.process.on(signal, listener);
+          removals.push(() => runtime.process!.off(signal, listener));
+        }
+      } catch {
+        // Deno on Windows has no SIGTERM listener: SIGINT (Ctrl+C) still stops it.
+      }
+    }
+  });
+}
+
+/** What each source accepts as a user-assigned identity, as the emulator enforces it (PROTOCOL.md section 2). */
+const USER_ASSIGNED: Readonly<Record<Source, string>> = {
+  DefaultToIMDS: "client, object or resource ID",
+  AppService: "client, object or resource ID",
+  AzureArc: "client, object or resource ID",
+  AzureML: "client ID only",
+  CloudShell: "none: system-assigned only",
+  ServiceFabric: "none: the cluster's configuration decides",
+};
+
+/** `azmi emulate [--source NAME] [--port N] [--lifetime SECONDS] [--refresh-in SECONDS] [--arc-key-dir DIR]`. */
+export async function emulateCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const parsed = parseArgs("emulate", args, {
+    source: "a source name",
+    port: "a port number",
+    lifetime: "a number of seconds",
+    "refresh-in": "a number of seconds",
+    "arc-key-dir": "a directory",
+  });
+  noPositionals("emulate", parsed);
+  const named = parsed.values.get("source");
+  let sources: readonly Source[] = ALL_SOURCES;
+  if (named !== undefined) {
+    const source = sourceNamed(named);
+    if (!source) {
+      throw new UsageError(
+        `Flag "--source" expects one of ${ALL_SOURCES.join(", ")} (any case), or imds, appservice, arc, ` +
+          `cloudshell, servicefabric, ml: got "${named}"`,
+        "emulate",
+      );
+    }
+    sources = [source];
+  }
+  const port = wholeNumber("emulate", parsed, "port", "a port number", 0, 65535) ?? 0;
+  if (port !== 0 && port + sources.length - 1 > 65535) {
+    throw new UsageError(
+      `Flag "--port" leaves no room for ${sources.length} sources on consecutive ports: got "${port}", ` +
+        `expected at most ${65536 - sources.length}`,
+      "emulate",
+    );
+  }
+  const seconds = (name: string) => wholeNumber("emulate", parsed, name, "a whole number of seconds", 1, 315_360_000);
+  const lifetimeSeconds = seconds("lifetime") ?? 3600;
+  const refreshInSeconds = seconds("refresh-in");
+  const arcKeyDirectory = parsed.values.get("arc-key-dir") ?? ARC_LINUX_TOKEN_DIRECTORY;
+
+  const notes: string[] = [];
+  if (sources.includes("AzureArc") && !writableDirectory(arcKeyDirectory)) {
+    const why = `Azure Arc's emulator cannot write its key files to ${arcKeyDirectory}`;
+    if (named !== undefined) {
+      io.stderr(
+        `azmi emulate: ${why}: run as a user who can (the agent's directory belongs to root), or pass ` +
+          `--arc-key-dir with a writable directory\n`,
+      );
+      return EXIT_CODES.configuration;
+    }
+    sources = sources.filter((source) => source !== "AzureArc");
+    notes.push(`AzureArc is left out: ${why} (pass --arc-key-dir, or run as a user who can write there).`);
+  }
+
+  let running: RunningEmulator;
+  try {
+    running = await serve({ sources, port, lifetimeSeconds, refreshInSeconds, arcKeyDirectory });
+  } catch (error) {
+    io.stderr(
+      `azmi emulate: cannot start the emulator${port ? ` on port ${port}` : ""}: ${
+        error instanceof Error ? error.message : String(error)
+      }\n`,
+    );
+    return EXIT_CODES.failed;
+  }
+  try {
+    const lines: string[] = [];
+    const comment = (text = "") => lines.push(text ? `# ${text}` : "#");
+    comment(`azmi emulate: ${sources.length === 1 ? "an emulated endpoint" : "emulated endpoints"} on loopback.`);
+    comment("Tokens are unsigned and accepted by nothing: they only show what was asked for.");
+    if (sources.some((source) => source === "AppService" || source === "ServiceFabric" || source === "AzureML")) {
+      comment("IDENTITY_HEADER and MSI_SECRET below are the emulator's own throwaway secret, generated at start:");
+      comment("printing them is fine, they are not a real secret.");
+    }
+    if (sources.length > 1) {
+      comment("Use one block per shell: detection takes the first source whose variables are set.");
+    }
+    for (const note of notes) comment(note);
+    for (const source of sources) {
+      lines.push("");
+      lines.push(`# ${source}: ${running.urls[source]} (user-assigned identity: ${USER_ASSIGNED[source]})`);
+      if (source === "ServiceFabric") {
+        comment("HTTPS with a development certificate, pinned by IDENTITY_SERVER_THUMBPRINT.");
+      }
+      if (source === "AzureArc") {
+        comment(`The challenge's key files are written to ${arcKeyDirectory}. A real client accepts keys only`);
+        comment(`from the agent's directory ${ARC_LINUX_TOKEN_DIRECTORY}, and on Deno needs --allow-read there.`);
+      }
+      for (const [name, value] of Object.entries(running.env[source] ?? {})) {
+        lines.push(`export ${name}=${shellQuote(value)}`);
+      }
+    }
+    const { identities, systemIdentity } = running.emulator;
+    lines.push("");
+    comment("User-assigned identities the emulator accepts (any other ID is refused as unknown):");
+    for (const identity of identities) {
+      comment(`  client ID:   ${identity.clientId}`);
+      comment(`  object ID:   ${identity.objectId}`);
+      comment(`  resource ID: ${identity.resourceId}`);
+    }
+    comment(`System-assigned identity: client ID ${systemIdentity.clientId}, object ID ${systemIdentity.objectId}`);
+    comment(
+      `Tokens live ${lifetimeSeconds} s${
+        refreshInSeconds === undefined ? "" : ` and carry refresh_in ${refreshInSeconds} s`
+      }. Running until Ctrl+C (SIGINT) or SIGTERM.`,
+    );
+    io.stdout(`${lines.join("\n")}\n`);
+    const why = await stopped(io.until);
+    io.stderr(`azmi emulate: ${why === "stopped" ? "stopped" : `${why} received, stopping`}\n`);
+  } finally {
+    await running.close();
+  }
+  return EXIT_CODES.ok;
+}

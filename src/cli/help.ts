@@ -1,0 +1,116 @@
+/**
+ * The help texts: `azmi --help` and each command's `--help`.
+ * @module
+ */
+
+import { ARC_LINUX_TOKEN_DIRECTORY } from "../arc_key.ts";
+import { ALL_SOURCES } from "../emulator/mod.ts";
+
+/** `azmi --help`: the commands and the exit codes. */
+export const USAGE: string = `azmi: Azure managed identity tokens from the command line (Deno, Bun and Node)
+
+Usage: azmi <command> [options]
+
+Commands:
+  token <resource>    print an access token for a resource, for $(azmi token ...)
+  detect              tell which managed identity source this environment has, and why
+  doctor [resource]   explain step by step whether a token can be had here, and what to do if not
+  emulate             run local stand-ins of the managed identity endpoints, for trying things off Azure
+  help [command]      show this text, or a command's
+
+Run "azmi <command> --help" for a command's options.
+
+Exit codes:
+  0  success
+  1  the token request failed (request_failed, invalid_response, identity_mismatch, Azure Arc key errors),
+     or the emulator could not start
+  2  usage error: unknown command or flag, missing or bad value
+  3  no managed identity is reachable here (unavailable)
+  4  the endpoint did not answer in time (timeout)
+  5  configuration error (invalid_configuration, unsupported_identity, certificate_mismatch)
+`;
+
+/** The identity flags, as `token` and `doctor` list them. */
+const IDENTITY_HELP = `  --client-id ID      a user-assigned identity by client (application) ID
+  --object-id ID      a user-assigned identity by object (principal) ID
+  --resource-id ID    a user-assigned identity by Azure resource ID
+                      (at most one of these; without any, the system-assigned identity)`;
+
+/** `azmi token --help`. */
+export const TOKEN_HELP: string =
+  `Usage: azmi token <resource> [--client-id ID | --object-id ID | --resource-id ID] [--json] [--timeout MS]
+
+Prints an access token for <resource> (such as https://vault.azure.net; a trailing /.default
+is removed) and nothing else, so that a script can write:
+
+  curl -H "Authorization: Bearer $(azmi token https://vault.azure.net)" ...
+
+Options:
+${IDENTITY_HELP}
+  --json              print { accessToken, tokenType, expiresOn, refreshOn?, resource, source, fromCache }
+  --timeout MS        each attempt's timeout in milliseconds (default 15000); failed attempts are retried
+  -h, --help          show this text
+
+Exit codes: 0 token printed, 1 request failed, 2 usage error, 3 no managed identity reachable,
+4 timeout, 5 configuration error.
+`;
+
+/** `azmi detect --help`. */
+export const DETECT_HELP: string = `Usage: azmi detect [--json]
+
+Tells which managed identity source this environment has and which variables led to it,
+without touching the network. Secret values (IDENTITY_HEADER, MSI_SECRET) are never shown:
+they appear as <set, redacted>.
+
+Options:
+  --json              print { source, variables, endpoint, note? }
+  -h, --help          show this text
+
+Exit codes: 0 detected, 2 usage error, 5 the environment cannot be read.
+`;
+
+/** `azmi doctor --help`. */
+export const DOCTOR_HELP: string =
+  `Usage: azmi doctor [resource] [--client-id ID | --object-id ID | --resource-id ID] [--timeout MS]
+
+Explains, in three steps, whether this process can get a managed identity token:
+  1. which source is detected, from which variables (secrets redacted);
+  2. whether the endpoint's host and port accept a connection, and how fast (a plain GET of
+     the endpoint's origin, without any secret header);
+  3. a real token request for [resource] (default https://management.azure.com): the token's
+     expiry, source and claims (aud, appid, oid) - never the token itself - or the error and
+     what to do about it.
+
+The token request makes one attempt, without retries, so the first failure shows as it is.
+
+Options:
+${IDENTITY_HELP}
+  --timeout MS        the token request's timeout in milliseconds (default 5000); the connection
+                      check waits at most 2000 ms
+  -h, --help          show this text
+
+Exit codes: 0 a token was acquired, 1 the request failed, 2 usage error, 3 no managed identity
+reachable, 4 timeout, 5 configuration error.
+`;
+
+/** `azmi emulate --help`. */
+export const EMULATE_HELP: string =
+  `Usage: azmi emulate [--source NAME] [--port N] [--lifetime SECONDS] [--refresh-in SECONDS] [--arc-key-dir DIR]
+
+Runs local stand-ins of the managed identity endpoints on 127.0.0.1 and prints, for a shell,
+the variables that point a client at them. Tokens are unsigned and accepted by nothing: they
+only show what was asked for. Runs until Ctrl+C (SIGINT) or SIGTERM.
+
+Options:
+  --source NAME       one source instead of all six: ${ALL_SOURCES.join(", ")}
+                      (any case), or imds, appservice, arc, cloudshell, servicefabric, ml
+  --port N            the first port (the next sources take the following ones); default: free ports
+  --lifetime SECONDS  token lifetime (default 3600)
+  --refresh-in SECONDS  send refresh_in with every token
+  --arc-key-dir DIR   where Azure Arc's challenge key files are written (default the agent's
+                      ${ARC_LINUX_TOKEN_DIRECTORY}; a real client accepts keys only from there)
+  -h, --help          show this text
+
+Exit codes: 0 stopped by a signal, 1 the emulator could not start, 2 usage error,
+5 Azure Arc's key directory is not writable.
+`;

@@ -1,0 +1,437 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import {
+  detectSource,
+  type EnvRecord,
+  type FetchLike,
+  ManagedIdentityClient,
+  ManagedIdentityError,
+  TokenCache,
+} from "../mod.ts";
+import { type CliIo, EXIT_CODES, main } from "../src/cli.ts";
+import { createEmulator, type Emulator, readClaims } from "../src/emulator/mod.ts";
+import { loopback } from "./helpers/fake.ts";
+
+const VAULT = "https://vault.azure.net";
+const SECRET = "s3cret-identity-header-value";
+const THUMBPRINT = "DFAC3317049336919FB3857F03760DCFDE8B274E";
+const APP_SERVICE: EnvRecord = { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/msi/token", IDENTITY_HEADER: SECRET };
+
+/** Runs `main` with an env record and a fake fetch, capturing what it prints. */
+async function run(
+  args: string[],
+  options: Partial<Pick<CliIo, "env" | "fetch" | "until">> = {},
+): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await main(args, {
+    env: {},
+    ...options,
+    stdout: (text) => out += text,
+    stderr: (text) => err += text,
+  });
+  return { code, out, err };
+}
+
+/** An emulator's handler that also records the requests it saw and the tokens it issued. */
+function emulatedEndpoint(emulator: Emulator, source: Parameters<Emulator["handler"]>[0]) {
+  const handler = emulator.handler(source);
+  const requests: Request[] = [];
+  const tokens: string[] = [];
+  const fetch: FetchLike = async (request) => {
+    requests.push(request);
+    const response = await handler(request);
+    const body = await response.clone().json().catch(() => ({}));
+    if (typeof body.access_token === "string") tokens.push(body.access_token);
+    return response;
+  };
+  return { fetch, requests, tokens };
+}
+
+/** The variables of `export NAME='value'` lines, unquoted as a POSIX shell would. */
+function parseExports(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const match = /^export ([A-Za-z_][A-Za-z0-9_]*)=((?:'[^']*'|\\')+)$/.exec(line);
+    if (!match) continue;
+    env[match[1]!] = match[2]!.replace(
+      /'([^']*)'|\\(')/g,
+      (_, quoted: string | undefined, escaped: string) => quoted ?? escaped,
+    );
+  }
+  return env;
+}
+
+describe("azmi help", () => {
+  test("main() prints the commands and exit codes for --help, -h and help", async () => {
+    for (const args of [["--help"], ["-h"], ["help"]]) {
+      const { code, out, err } = await run(args);
+      assert.equal(code, EXIT_CODES.ok);
+      assert.equal(err, "");
+      for (const word of ["token", "detect", "doctor", "emulate", "Exit codes", "unavailable", "timeout"]) {
+        assert.match(out, new RegExp(word));
+      }
+    }
+  });
+
+  test("main() prints a command's help for `help token` and `token --help`", async () => {
+    for (const args of [["help", "token"], ["token", "--help"], ["doctor", "-h"]]) {
+      const { code, out } = await run(args);
+      assert.equal(code, EXIT_CODES.ok);
+      assert.match(out, /^Usage: azmi (token|doctor)/);
+    }
+  });
+
+  test("main() without a command prints the usage to stderr and exits 2", async () => {
+    const { code, out, err } = await run([]);
+    assert.equal(code, EXIT_CODES.usage);
+    assert.equal(out, "");
+    assert.match(err, /Usage: azmi <command>/);
+  });
+});
+
+describe("azmi token", () => {
+  test("prints the access token alone for App Service", async () => {
+    const emulator = createEmulator({ secret: SECRET });
+    const endpoint = emulatedEndpoint(emulator, "AppService");
+    const { code, out, err } = await run(["token", VAULT], { env: APP_SERVICE, fetch: endpoint.fetch });
+    assert.equal(code, EXIT_CODES.ok, err);
+    assert.equal(out, `${endpoint.tokens[0]}\n`);
+    assert.equal(readClaims(out.trim())?.aud, VAULT);
+    assert.equal(err, "");
+  });
+
+  test("prints the token, its expiry and source as JSON with --json", async () => {
+    const emulator = createEmulator({ secret: SECRET, refreshInSeconds: 600 });
+    const endpoint = emulatedEndpoint(emulator, "AppService");
+    const { code, out } = await run(["token", `${VAULT}/.default`, "--json"], {
+      env: APP_SERVICE,
+      fetch: endpoint.fetch,
+    });
+    assert.equal(code, EXIT_CODES.ok);
+    const json = JSON.parse(out);
+    assert.deepEqual(Object.keys(json), [
+      "accessToken",
+      "tokenType",
+      "expiresOn",
+      "refreshOn",
+      "resource",
+      "source",
+      "fromCache",
+    ]);
+    assert.equal(json.accessToken, endpoint.tokens[0]);
+    assert.equal(json.tokenType, "Bearer");
+    assert.equal(json.resource, VAULT);
+    assert.equal(json.source, "AppService");
+    assert.equal(json.fromCache, false);
+    assert.equal(new Date(json.expiresOn).toISOString(), json.expiresOn);
+    assert.ok(Date.parse(json.expiresOn) > Date.now() + 50 * 60_000);
+    assert.ok(Date.parse(json.refreshOn) < Date.parse(json.expiresOn));
+  });
+
+  test("gets a token for the user-assigned identity named by --client-id", async () => {
+    const emulator = createEmulator({ secret: SECRET });
+    const user = emulator.identities[0]!;
+    const endpoint = emulatedEndpoint(emulator, "AppService");
+    const { code, out } = await run(["token", VAULT, "--client-id", user.clientId], {
+      env: APP_SERVICE,
+      fetch: endpoint.fetch,
+    });
+    assert.equal(code, EXIT_CODES.ok);
+    assert.equal(readClaims(out.trim())?.appid, user.clientId);
+    assert.equal(new URL(endpoint.requests[0]!.url).searchParams.get("client_id"), user.clientId);
+  });
+
+  test("exits 1 with the error's message when the endpoint refuses an unknown --object-id", async () => {
+    const emulator = createEmulator({ secret: SECRET });
+    const { code, out, err } = await run(["token", VAULT, "--object-id=00000000-0000-0000-0000-00000000dead"], {
+      env: APP_SERVICE,
+      fetch: emulator.handler("AppService"),
+    });
+    assert.equal(code, EXIT_CODES.failed);
+    assert.equal(out, "");
+    assert.match(
+      err,
+      /^azmi token: Cannot acquire token from "AppService": endpoint answered 400 .*\(request_failed\)\n$/,
+    );
+    assert.ok(!err.includes(SECRET));
+  });
+
+  test("exits 5 for an identity the source cannot serve", async () => {
+    const { code, err } = await run(["token", VAULT, "--client-id", "abc"], {
+      env: { MSI_ENDPOINT: "http://127.0.0.1:41741/msi/token" },
+      fetch: () => Response.json({}),
+    });
+    assert.equal(code, EXIT_CODES.configuration);
+    assert.match(err, /CloudShell.*\(unsupported_identity\)/);
+  });
+});
+
+describe("azmi detect", () => {
+  const cases: { name: string; env: EnvRecord; line: RegExp }[] = [
+    {
+      name: "AppService",
+      env: APP_SERVICE,
+      line:
+        /^AppService \(IDENTITY_ENDPOINT=http:\/\/127\.0\.0\.1:41741\/msi\/token, IDENTITY_HEADER=<set, redacted>\)\n$/,
+    },
+    {
+      name: "ServiceFabric",
+      env: {
+        ...APP_SERVICE,
+        IDENTITY_ENDPOINT: "https://127.0.0.1:2377/msi/token",
+        IDENTITY_SERVER_THUMBPRINT: THUMBPRINT,
+      },
+      line: new RegExp(
+        `^ServiceFabric \\(IDENTITY_ENDPOINT=https://127\\.0\\.0\\.1:2377/msi/token, IDENTITY_HEADER=<set, redacted>, IDENTITY_SERVER_THUMBPRINT=${THUMBPRINT}\\)\n$`,
+      ),
+    },
+    {
+      name: "AzureML",
+      env: { MSI_ENDPOINT: "http://127.0.0.1:46808/msi/token", MSI_SECRET: SECRET },
+      line: /^AzureML \(MSI_ENDPOINT=http:\/\/127\.0\.0\.1:46808\/msi\/token, MSI_SECRET=<set, redacted>\)\n$/,
+    },
+    {
+      name: "CloudShell",
+      env: { MSI_ENDPOINT: "http://localhost:50342/oauth2/token" },
+      line: /^CloudShell \(MSI_ENDPOINT=http:\/\/localhost:50342\/oauth2\/token\)\n$/,
+    },
+    {
+      name: "AzureArc",
+      env: {
+        IDENTITY_ENDPOINT: "http://localhost:40342/metadata/identity/oauth2/token",
+        IMDS_ENDPOINT: "http://localhost:40342",
+      },
+      line: /^AzureArc \(IDENTITY_ENDPOINT=http:\/\/localhost:40342\/metadata\/identity\/oauth2\/token, IMDS_ENDPOINT=/,
+    },
+  ];
+  for (const each of cases) {
+    test(`names ${each.name} and its variables, secrets redacted`, async () => {
+      const { code, out, err } = await run(["detect"], { env: each.env });
+      assert.equal(code, EXIT_CODES.ok);
+      assert.match(out, each.line);
+      assert.ok(!`${out}${err}`.includes(SECRET), "the secret must not be printed");
+    });
+  }
+
+  test("prints JSON with --json, secrets redacted", async () => {
+    const { code, out } = await run(["detect", "--json"], {
+      env: { MSI_ENDPOINT: "http://127.0.0.1:46808/msi/token", MSI_SECRET: SECRET, DEFAULT_IDENTITY_CLIENT_ID: "c" },
+    });
+    assert.equal(code, EXIT_CODES.ok);
+    assert.deepEqual(JSON.parse(out), {
+      source: "AzureML",
+      variables: {
+        MSI_ENDPOINT: "http://127.0.0.1:46808/msi/token",
+        MSI_SECRET: "<set, redacted>",
+        DEFAULT_IDENTITY_CLIENT_ID: "c",
+      },
+      endpoint: "http://127.0.0.1:46808/msi/token",
+    });
+    assert.ok(!out.includes(SECRET));
+  });
+
+  const arcAgentHere = detectSource({}) !== "DefaultToIMDS";
+  test(
+    "says that IMDS is assumed when no variable matches",
+    { skip: arcAgentHere && "the Arc agent is installed" },
+    async () => {
+      const plain = await run(["detect"], { env: {} });
+      assert.equal(plain.code, EXIT_CODES.ok);
+      assert.match(
+        plain.out,
+        /^DefaultToIMDS \(no managed identity variable is set: IMDS is assumed at http:\/\/169\.254\.169\.254\)\n$/,
+      );
+      const pod = await run(["detect", "--json"], {
+        env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://10.0.0.1:2579/" },
+      });
+      const json = JSON.parse(pod.out);
+      assert.equal(json.source, "DefaultToIMDS");
+      assert.deepEqual(json.variables, { AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://10.0.0.1:2579/" });
+      assert.equal(json.endpoint, "http://10.0.0.1:2579/metadata/identity/oauth2/token");
+      assert.match(json.note, /IMDS is assumed/);
+    },
+  );
+});
+
+describe("azmi doctor", () => {
+  test("explains a working App Service endpoint and exits 0, without the token or the secret", async () => {
+    const emulator = createEmulator({ secret: SECRET });
+    const endpoint = emulatedEndpoint(emulator, "AppService");
+    const { code, out, err } = await run(["doctor"], { env: APP_SERVICE, fetch: endpoint.fetch });
+    assert.equal(code, EXIT_CODES.ok, out + err);
+    assert.match(out, /1\. Detection\n\s+Source: AppService/);
+    assert.match(out, /IDENTITY_HEADER=<set, redacted>/);
+    assert.match(out, /2\. Connection to 127\.0\.0\.1:41741.*\n\s+Reachable: it answered \(HTTP 400\) in \d+ ms/);
+    assert.match(out, /Claims: aud=https:\/\/management\.azure\.com, appid=[0-9a-f-]{36}, oid=[0-9a-f-]{36}/);
+    assert.match(out, /Expires \d{4}-\d\d-\d\dT/);
+    assert.match(out, /Result: .*\(exit code 0\)\n$/);
+    assert.equal(endpoint.tokens.length, 1);
+    assert.ok(!out.includes(endpoint.tokens[0]!), "the token must not be printed");
+    assert.ok(!`${out}${err}`.includes(SECRET), "the secret must not be printed");
+    // The connection check sends no header of ours, so no secret.
+    const check = endpoint.requests[0]!;
+    assert.equal(new URL(check.url).pathname, "/");
+    assert.equal(check.headers.get("x-identity-header"), null);
+    assert.equal(new URL(endpoint.requests[1]!.url).searchParams.get("resource"), "https://management.azure.com");
+  });
+
+  test("exits 3 when nothing listens at the endpoint", async () => {
+    const server = await loopback(() => {});
+    await server.close(); // a port that was free a moment ago, now closed
+    const { code, out } = await run(["doctor", VAULT], {
+      env: { IDENTITY_ENDPOINT: `${server.url}/msi/token`, IDENTITY_HEADER: SECRET },
+    });
+    assert.equal(code, EXIT_CODES.unavailable, out);
+    assert.match(out, /Unreachable after \d+ ms/);
+    assert.match(out, /Failed \(unavailable\)/);
+    assert.match(out, /What to do: /);
+    assert.ok(!out.includes(SECRET));
+  });
+
+  test("exits 4 when the endpoint never answers within --timeout", async () => {
+    const started = Date.now();
+    const { code, out } = await run(["doctor", "--timeout", "100"], {
+      env: APP_SERVICE,
+      fetch: () => new Promise<Response>(() => {}),
+    });
+    assert.equal(code, EXIT_CODES.timeout, out);
+    assert.match(out, /No answer: no answer within 100 ms/);
+    assert.match(out, /Failed \(timeout\): Token request to "AppService" timed out after 100 ms/);
+    assert.ok(Date.now() - started < 2000, "one attempt, no retries");
+  });
+
+  test("exits 1 with advice when the endpoint refuses the identity", async () => {
+    const emulator = createEmulator({ secret: SECRET });
+    const { code, out } = await run(["doctor", "--client-id", "00000000-0000-0000-0000-00000000dead"], {
+      env: APP_SERVICE,
+      fetch: emulator.handler("AppService"),
+    });
+    assert.equal(code, EXIT_CODES.failed, out);
+    assert.match(out, /Failed \(request_failed\): Cannot acquire token from "AppService": endpoint answered 400/);
+    assert.match(out, /What to do: The endpoint does not know this identity/);
+    assert.match(out, /client ID 00000000-0000-0000-0000-00000000dead/);
+  });
+
+  test("exits 5 when the configuration is unusable", async () => {
+    const { code, out } = await run(["doctor"], {
+      env: { ...APP_SERVICE, IDENTITY_SERVER_THUMBPRINT: THUMBPRINT }, // Service Fabric over http:
+      fetch: () => Response.json({}),
+    });
+    assert.equal(code, EXIT_CODES.configuration, out);
+    assert.match(out, /Source: ServiceFabric/);
+    assert.match(out, /Failed \(invalid_configuration\): IDENTITY_ENDPOINT must be an https: URL/);
+    assert.ok(!out.includes(SECRET));
+  });
+});
+
+describe("azmi usage errors", () => {
+  const cases: { args: string[]; message: RegExp; help: string }[] = [
+    { args: ["frobnicate"], message: /Unknown command "frobnicate"/, help: "azmi --help" },
+    {
+      args: ["token", VAULT, "--frob"],
+      message: /Unknown flag "--frob": "azmi token" takes --client-id/,
+      help: "azmi token --help",
+    },
+    {
+      args: ["token", VAULT, "--client-id", "a", "--object-id", "b"],
+      message: /at most one of --client-id, --object-id, --resource-id: got --client-id and --object-id/,
+      help: "azmi token --help",
+    },
+    { args: ["token"], message: /Missing resource/, help: "azmi token --help" },
+    {
+      args: ["token", VAULT, "--timeout"],
+      message: /Flag "--timeout" needs a value: a number of milliseconds/,
+      help: "azmi token --help",
+    },
+    {
+      args: ["doctor", "--timeout", "soon"],
+      message: /Flag "--timeout" expects a whole number of milliseconds .*: got "soon"/,
+      help: "azmi doctor --help",
+    },
+    {
+      args: ["emulate", "--port", "70000"],
+      message: /Flag "--port" expects a port number from 0 to 65535: got "70000"/,
+      help: "azmi emulate --help",
+    },
+    { args: ["emulate", "--port", "http"], message: /Flag "--port" .*got "http"/, help: "azmi emulate --help" },
+    {
+      args: ["emulate", "--source", "mars"],
+      message: /Flag "--source" expects one of .*got "mars"/,
+      help: "azmi emulate --help",
+    },
+    { args: ["detect", "--json=yes"], message: /Flag "--json" takes no value/, help: "azmi detect --help" },
+  ];
+  for (const each of cases) {
+    test(`main() exits 2 for \`${each.args.join(" ")}\``, async () => {
+      const { code, out, err } = await run(each.args, { env: APP_SERVICE, fetch: () => Response.json({}) });
+      assert.equal(code, EXIT_CODES.usage);
+      assert.equal(out, "");
+      assert.match(err, each.message);
+      assert.ok(err.includes(`Run "${each.help}" for usage.`), err);
+    });
+  }
+});
+
+describe("azmi emulate", () => {
+  test("prints export lines that a client can use, and stops when the signal aborts", async () => {
+    const stop = new AbortController();
+    let out = "";
+    let err = "";
+    let printed!: () => void;
+    const ready = new Promise<void>((resolve) => printed = resolve);
+    const running = main(["emulate", "--source", "appservice", "--lifetime", "7200"], {
+      stdout: (text) => {
+        out += text;
+        if (out.includes("Running until")) printed();
+      },
+      stderr: (text) => err += text,
+      until: stop.signal,
+    });
+    try {
+      await Promise.race([ready, running.then((code) => assert.fail(`emulate ended early with ${code}: ${err}`))]);
+      const env = parseExports(out);
+      assert.deepEqual(Object.keys(env), ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"]);
+      assert.match(out, /^# AppService: http:\/\/127\.0\.0\.1:\d+\/msi\/token/m);
+      assert.match(out, /throwaway secret/);
+
+      const client = new ManagedIdentityClient({ env, cache: new TokenCache() });
+      const token = await client.acquireToken(VAULT);
+      assert.equal(token.source, "AppService");
+      assert.equal(readClaims(token.accessToken)?.aud, VAULT);
+      assert.ok(token.expiresOn.getTime() > Date.now() + 110 * 60_000);
+
+      const clientId = /client ID: +([0-9a-f-]{36})/.exec(out)?.[1];
+      assert.ok(clientId, "the user-assigned client ID is printed");
+      const user = new ManagedIdentityClient({ env, clientId, cache: new TokenCache() });
+      assert.equal(readClaims((await user.acquireToken(VAULT)).accessToken)?.appid, clientId);
+    } finally {
+      stop.abort();
+    }
+    assert.equal(await running, EXIT_CODES.ok);
+    assert.match(err, /stopped/);
+    // Stopped means stopped: nothing listens any more.
+    const after = new ManagedIdentityClient({ env: parseExports(out), cache: new TokenCache(), retry: false });
+    await assert.rejects(
+      after.acquireToken(VAULT),
+      (error: unknown) => error instanceof ManagedIdentityError && error.code === "unavailable",
+    );
+  });
+});
+
+test("the cli.ts entry point runs as a program in this runtime and prints its usage", async () => {
+  const cli = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+  const runtime = globalThis as { Deno?: unknown; Bun?: unknown };
+  const args = runtime.Deno ? ["run", "-A", cli, "--help"] : [cli, "--help"];
+  const result = await new Promise<{ code: number | string | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, args, { timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (error as { code?: number | string }).code ?? null : 0, stdout, stderr });
+    });
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^azmi: Azure managed identity tokens/);
+  assert.match(result.stdout, /Exit codes:/);
+});
