@@ -10,6 +10,8 @@
 
 import { ManagedIdentityError } from "./errors.ts";
 import { loadBuiltin } from "./runtime.ts";
+import type { ArcConfig } from "./sources/azure_arc.ts";
+import type { httpError, HttpReply, ParseContext, ParseOutcome, parseStandardReply } from "./sources/source.ts";
 
 /** The file operations the challenge needs. */
 export interface ArcKeyFileSystem {
@@ -132,4 +134,67 @@ export async function readArcKey(path: string, platform: string, fs: () => ArcKe
   } catch (error) {
     throw error instanceof ManagedIdentityError ? error : fileError(error, path, platform);
   }
+}
+
+// The identity fields the agent echoes for a user-assigned request.
+const ECHO: Record<string, readonly string[]> = {
+  clientId: ["client_id"],
+  objectId: ["object_id"],
+  resourceId: ["msi_res_id", "mi_res_id"],
+};
+
+/** The standard reply handling, handed in by the Arc source. */
+export interface StandardReplies {
+  readonly httpError: typeof httpError;
+  readonly parseStandardReply: typeof parseStandardReply;
+}
+
+/**
+ * Reads an Azure Arc answer. The first request (no `Authorization` yet) must get a 401
+ * challenge: its key file is validated, read, and the same request comes back with
+ * `Authorization: Basic <key>`. The second gets a token; for a user-assigned identity the
+ * answer must echo the requested ID, or it fails closed (the agent gave another identity's
+ * token, usually the system-assigned one) and nothing is cached.
+ */
+export async function parseArcReply(
+  reply: HttpReply,
+  context: ParseContext,
+  standard: StandardReplies,
+): Promise<ParseOutcome> {
+  const config = context.config as ArcConfig;
+  if (context.request.headers["Authorization"] === undefined) {
+    if (reply.status !== 401) {
+      const { code, status, error, errorDescription, correlationId, endpoint } = standard.httpError(reply, context);
+      throw new ManagedIdentityError(
+        code === "unavailable" ? code : "request_failed",
+        `The Azure Arc agent must answer the first request with a 401 challenge: it answered ${reply.status}`,
+        { source: "AzureArc", status, error, errorDescription, correlationId, endpoint },
+      );
+    }
+    const { platform } = config;
+    const path = validateArcChallenge(
+      reply.headers.get("www-authenticate"),
+      platform,
+      config.tokenDirectory ?? arcTokenDirectory(platform, config.programData),
+    );
+    const key = await readArcKey(path, platform, () => config.fileSystem ?? nodeFileSystem());
+    const { retry: _never, ...request } = context.request;
+    return { next: { ...request, headers: { ...request.headers, "Authorization": `Basic ${key}` } } };
+  }
+  const outcome = standard.parseStandardReply(reply, context);
+  const { identity } = context;
+  if (identity.kind !== "system" && "token" in outcome) {
+    const fields = outcome.token.fields;
+    const wanted = identity.value.toLowerCase();
+    if (
+      !ECHO[identity.kind]!.some((name) => typeof fields[name] === "string" && fields[name].toLowerCase() === wanted)
+    ) {
+      throw new ManagedIdentityError(
+        "identity_mismatch",
+        `The Azure Arc agent did not return the requested ${identity.kind} "${identity.value}": the response does not echo it`,
+        { source: "AzureArc", status: reply.status, endpoint: context.endpoint },
+      );
+    }
+  }
+  return outcome;
 }

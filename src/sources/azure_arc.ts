@@ -5,13 +5,11 @@
  */
 
 import type { ArcKeyFileSystem } from "../arc_key.ts";
-import { ManagedIdentityError } from "../errors.ts";
 import { currentPlatform } from "../runtime.ts";
 import {
   endpointUrl,
   httpError,
   identityQuery,
-  type ParseOutcome,
   parseStandardReply,
   type SourceDefinition,
   withQuery,
@@ -28,13 +26,6 @@ export interface ArcConfig {
   readonly tokenDirectory: string | undefined;
   readonly fileSystem: ArcKeyFileSystem | undefined;
 }
-
-// The identity fields the agent echoes for a user-assigned request.
-const ECHO: Record<string, readonly string[]> = {
-  clientId: ["client_id"],
-  objectId: ["object_id"],
-  resourceId: ["msi_res_id", "mi_res_id"],
-};
 
 /**
  * `GET $IDENTITY_ENDPOINT?api-version=2020-06-01&resource=...` with `Metadata: true`; the agent
@@ -67,45 +58,9 @@ export const azureArc: SourceDefinition = {
       retry: false,
     };
   },
-  async parseReply(reply, context): Promise<ParseOutcome> {
-    const config = context.config as ArcConfig;
-    if (context.request.headers["Authorization"] === undefined) {
-      if (reply.status !== 401) {
-        const { code, status, error, errorDescription, correlationId, endpoint } = httpError(reply, context);
-        throw new ManagedIdentityError(
-          code === "unavailable" ? code : "request_failed",
-          `The Azure Arc agent must answer the first request with a 401 challenge: it answered ${reply.status}`,
-          { source: "AzureArc", status, error, errorDescription, correlationId, endpoint },
-        );
-      }
-      // The challenge's file rules load only on this path: other sources never pay for them.
-      const arc = await import("../arc_key.ts");
-      const { platform } = config;
-      const path = arc.validateArcChallenge(
-        reply.headers.get("www-authenticate"),
-        platform,
-        config.tokenDirectory ?? arc.arcTokenDirectory(platform, config.programData),
-      );
-      const key = await arc.readArcKey(path, platform, () => config.fileSystem ?? arc.nodeFileSystem());
-      const { retry: _never, ...request } = context.request;
-      return { next: { ...request, headers: { ...request.headers, "Authorization": `Basic ${key}` } } };
-    }
-    const outcome = parseStandardReply(reply, context);
-    const { identity } = context;
-    if (identity.kind !== "system" && "token" in outcome) {
-      const fields = outcome.token.fields;
-      const echoed = ECHO[identity.kind]!.some((name) =>
-        typeof fields[name] === "string" && (fields[name] as string).toLowerCase() === identity.value.toLowerCase()
-      );
-      if (!echoed) {
-        // Fail closed: the agent gave another identity's token (usually the system-assigned one).
-        throw new ManagedIdentityError(
-          "identity_mismatch",
-          `The Azure Arc agent did not return the requested ${identity.kind} "${identity.value}": the response does not echo it`,
-          { source: "AzureArc", status: reply.status, endpoint: context.endpoint },
-        );
-      }
-    }
-    return outcome;
-  },
+  // The challenge's file rules and the identity echo check load only on this path; the
+  // standard reply handling is handed over rather than imported, so that it stays in the
+  // eager bundle alone instead of becoming a chunk of its own.
+  parseReply: async (reply, context) =>
+    (await import("../arc_key.ts")).parseArcReply(reply, context, { httpError, parseStandardReply }),
 };
