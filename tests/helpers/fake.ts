@@ -3,6 +3,7 @@
  * and real loopback HTTP servers (node:http works on Deno, Bun and Node alike).
  */
 
+import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { TokenCache } from "../../mod.ts";
@@ -15,6 +16,17 @@ export interface Seen {
   url: URL;
   headers: Headers;
   body: string;
+}
+
+/** The one request a fake endpoint saw; fails unless there was exactly one. */
+export function onlyRequest(seen: readonly Seen[]): Seen {
+  assert.equal(seen.length, 1, "expected exactly one request");
+  return seen[0]!;
+}
+
+/** A seen request's origin and path, without the query string. */
+export function endpointOf(seen: Seen): string {
+  return `${seen.url.origin}${seen.url.pathname}`;
 }
 
 /** A fetch handler that records every request and answers with `answer`. */

@@ -1,22 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { recorder, type Seen, testClient } from "../helpers/fake.ts";
+import { endpointOf, onlyRequest, recorder, type Seen, testClient } from "../helpers/fake.ts";
 
 const ENDPOINT = "http://127.0.0.1:41741/msi/token";
 const ENV = { IDENTITY_ENDPOINT: ENDPOINT, IDENTITY_HEADER: "identity-header-value" };
 const RESOURCE_ID =
   "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1";
-
-/** The one request a fake endpoint saw. */
-function onlyRequest(seen: readonly Seen[]): Seen {
-  assert.equal(seen.length, 1, "expected exactly one request");
-  return seen[0]!;
-}
-
-/** Origin and path, without the query string. */
-function endpointOf(seen: Seen): string {
-  return `${seen.url.origin}${seen.url.pathname}`;
-}
 
 /** Asserts the App Service request line, headers and empty body; the query is checked by the caller. */
 function assertAppServiceRequest(seen: Seen, endpoint = ENDPOINT, header = ENV.IDENTITY_HEADER): void {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { ArcKeyFileSystem } from "../../src/arc_key.ts";
 import type { InternalOptions } from "../../src/internal.ts";
 import type { ManagedIdentityClientOptions } from "../../mod.ts";
-import { recorder, type Seen, testClient } from "../helpers/fake.ts";
+import { endpointOf, recorder, type Seen, testClient } from "../helpers/fake.ts";
 import { assertNotShown, counting, rejectsWith } from "../helpers/checks.ts";
 
 /** Awaits a rejection with a ManagedIdentityError of `code` from AzureArc and returns it. */
@@ -62,11 +62,6 @@ function arcClient(
   internal: InternalOptions = {},
 ) {
   return testClient({ env: ENV, ...options }, { arcTokenDirectory: dir, arcFileSystem: fs, ...internal });
-}
-
-/** Origin and path, without the query string. */
-function endpointOf(seen: Seen): string {
-  return `${seen.url.origin}${seen.url.pathname}`;
 }
 
 /** Asserts the challenge request: GET, the query, and Metadata as the only header. */

@@ -1,22 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManagedIdentityError } from "../../mod.ts";
-import { recorder, type Seen, testClient } from "../helpers/fake.ts";
+import { endpointOf, onlyRequest, recorder, type Seen, testClient } from "../helpers/fake.ts";
 
 const ENDPOINT = "http://127.0.0.1:46808/msi/token";
 const ENV = { MSI_ENDPOINT: ENDPOINT, MSI_SECRET: "ml-secret-value" };
 const REFUSAL = "Azure ML supports a user-assigned identity by client ID only";
-
-/** The one request a fake endpoint saw. */
-function onlyRequest(seen: readonly Seen[]): Seen {
-  assert.equal(seen.length, 1, "expected exactly one request");
-  return seen[0]!;
-}
-
-/** Origin and path, without the query string. */
-function endpointOf(seen: Seen): string {
-  return `${seen.url.origin}${seen.url.pathname}`;
-}
 
 /** Asserts the Azure ML request line, exactly the two headers, and an empty body. */
 function assertAzureMlRequest(seen: Seen, endpoint = ENDPOINT, secret = ENV.MSI_SECRET): void {

@@ -1,22 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManagedIdentityError } from "../../mod.ts";
-import { recorder, type Seen, testClient } from "../helpers/fake.ts";
+import { endpointOf, onlyRequest, recorder, type Seen, testClient } from "../helpers/fake.ts";
 
 const ENDPOINT = "http://localhost:50342/oauth2/token";
 const ENV = { MSI_ENDPOINT: ENDPOINT };
 const REFUSAL = "Cloud Shell supports only the system-assigned identity";
-
-/** The one request a fake endpoint saw. */
-function onlyRequest(seen: readonly Seen[]): Seen {
-  assert.equal(seen.length, 1, "expected exactly one request");
-  return seen[0]!;
-}
-
-/** Origin and path, without the query string. */
-function endpointOf(seen: Seen): string {
-  return `${seen.url.origin}${seen.url.pathname}`;
-}
 
 /** Asserts the Cloud Shell request: a POST with exactly the two headers and the form body. */
 function assertCloudShellRequest(seen: Seen, body: string, endpoint = ENDPOINT): void {

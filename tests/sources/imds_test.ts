@@ -1,24 +1,13 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManagedIdentityError } from "../../mod.ts";
-import { recorder, type Seen, testClient } from "../helpers/fake.ts";
+import { endpointOf, onlyRequest, recorder, testClient } from "../helpers/fake.ts";
 import { SKU, VERSION } from "../../src/version.ts";
 
 const IMDS_TOKEN_URL = "http://169.254.169.254/metadata/identity/oauth2/token";
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 const RESOURCE_ID =
   "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1";
-
-/** The one request a fake endpoint saw. */
-function onlyRequest(seen: readonly Seen[]): Seen {
-  assert.equal(seen.length, 1, "expected exactly one request");
-  return seen[0]!;
-}
-
-/** Origin and path, without the query string. */
-function endpointOf(seen: Seen): string {
-  return `${seen.url.origin}${seen.url.pathname}`;
-}
 
 /** Asserts the IMDS headers: exactly these four, with a fresh UUID v4 request ID. Returns that ID. */
 function assertImdsHeaders(headers: Headers): string {

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { ManagedIdentityError } from "../../mod.ts";
 import { constantTimeEqual, normalizeThumbprint, parseHttpResponse, pinnedFetch } from "../../src/pinned_fetch.ts";
-import { loopback, recorder, type Seen, sendJson, testClient } from "../helpers/fake.ts";
+import { loopback, onlyRequest, recorder, sendJson, testClient } from "../helpers/fake.ts";
 
 const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url)), "utf8");
 const CERT = fixture("test_only_sf_cert.pem");
@@ -25,11 +25,6 @@ const env = (overrides: Record<string, string> = {}) => ({
   IDENTITY_SERVER_THUMBPRINT: PIN,
   ...overrides,
 });
-
-function only(seen: readonly Seen[]): Seen {
-  assert.equal(seen.length, 1, "expected exactly one request");
-  return seen[0]!;
-}
 
 interface HttpsServer {
   url: string;
@@ -72,7 +67,7 @@ describe("Service Fabric requests", () => {
     const client = testClient({ env: env(), fetch: fake.fetch });
     assert.equal(client.source, "ServiceFabric");
     await client.acquireToken("https://vault.azure.net/.default");
-    const seen = only(fake.seen);
+    const seen = onlyRequest(fake.seen);
     assert.equal(seen.method, "GET");
     assert.equal(`${seen.url.origin}${seen.url.pathname}`, ENDPOINT);
     assert.deepEqual([...seen.url.searchParams], [
@@ -87,7 +82,7 @@ describe("Service Fabric requests", () => {
     const fake = recorder();
     const client = testClient({ env: env(), fetch: fake.fetch, clientCapabilities: [" cp1 ", "", "llt"] });
     await client.acquireToken("https://vault.azure.net");
-    assert.equal(only(fake.seen).url.searchParams.get("xms_cc"), "cp1,llt");
+    assert.equal(onlyRequest(fake.seen).url.searchParams.get("xms_cc"), "cp1,llt");
   });
 
   test("acquireToken() with claims sends the SHA-256 of the cached token as token_sha256_to_refresh", async () => {
@@ -108,7 +103,7 @@ describe("Service Fabric requests", () => {
     const fake = recorder();
     const client = testClient({ env: env(), fetch: fake.fetch });
     await client.acquireToken("https://vault.azure.net", { claims: "{}" });
-    assert.equal(only(fake.seen).url.searchParams.has("token_sha256_to_refresh"), false);
+    assert.equal(onlyRequest(fake.seen).url.searchParams.has("token_sha256_to_refresh"), false);
   });
 
   test("acquireToken() without claims sends no token_sha256_to_refresh even with forceRefresh", async () => {
@@ -195,7 +190,7 @@ describe("Service Fabric configuration", () => {
     const client = testClient({ env: variables, fetch: fake.fetch });
     variables.IDENTITY_ENDPOINT = "https://127.0.0.1:9999/other";
     await client.acquireToken("https://vault.azure.net");
-    assert.equal(`${only(fake.seen).url.origin}${only(fake.seen).url.pathname}`, ENDPOINT);
+    assert.equal(`${onlyRequest(fake.seen).url.origin}${onlyRequest(fake.seen).url.pathname}`, ENDPOINT);
   });
 });
 
