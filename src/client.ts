@@ -171,7 +171,8 @@ export class ManagedIdentityClient {
    * @returns The token, its expiry and whether it came from the cache.
    * @throws {TypeError} When `resource` is empty.
    * @throws {ManagedIdentityError} With `code` `unavailable`, `request_failed`, `invalid_response`,
-   *   `timeout`, `aborted` or `invalid_configuration`.
+   *   `timeout`, `aborted` or `invalid_configuration`; on Service Fabric `certificate_mismatch`; on
+   *   Azure Arc `identity_mismatch` and the `arc_*` codes of a refused challenge or key file.
    *
    * @example Force a new token
    * ```ts ignore
