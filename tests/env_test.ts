@@ -3,6 +3,9 @@ import assert from "node:assert/strict";
 import { detectSource, type EnvRecord } from "../mod.ts";
 import { ENV_NAMES, envReader } from "../src/env.ts";
 import { recorder, testClient } from "./helpers/fake.ts";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** An env record that remembers every variable read from it. */
 function watchedEnv(values: Record<string, string>): { env: EnvRecord; read: Set<string> } {
@@ -130,4 +133,51 @@ describe("ENV_NAMES", () => {
     assert.ok(read.size > 0);
     for (const name of read) assert.ok(ENV_NAMES.includes(name), `"${name}" is read but not in ENV_NAMES`);
   });
+});
+
+describe("the process environment on Deno without --allow-env", () => {
+  const deno = (globalThis as { Deno?: unknown }).Deno !== undefined;
+
+  test(
+    "new ManagedIdentityClient() reports invalid_configuration naming --allow-env instead of crashing",
+    { skip: deno ? false : "Deno's permissions only" },
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), "azmi-env-"));
+      try {
+        const script = join(dir, "no_env.ts");
+        const mod = new URL("../mod.ts", import.meta.url).href;
+        await writeFile(
+          script,
+          `import { ManagedIdentityClient, ManagedIdentityError } from ${JSON.stringify(mod)};
+try {
+  new ManagedIdentityClient();
+  console.log(JSON.stringify({ created: true }));
+} catch (error) {
+  console.log(JSON.stringify({ error: error instanceof ManagedIdentityError, code: error.code, message: error.message }));
+}
+`,
+        );
+        // Deno.Command, not node:child_process: Deno's node layer passes its own permissions on
+        // when a Deno process spawns Deno, which would hide what this test is about.
+        const { Deno } = globalThis as unknown as {
+          Deno: {
+            execPath(): string;
+            Command: new (command: string, options: { args: string[] }) => {
+              output(): Promise<{ code: number; stdout: Uint8Array; stderr: Uint8Array }>;
+            };
+          };
+        };
+        const child = await new Deno.Command(Deno.execPath(), { args: ["run", "--no-prompt", "--quiet", script] })
+          .output();
+        const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+        assert.equal(child.code, 0, decode(child.stderr));
+        const outcome = JSON.parse(decode(child.stdout).trim()) as { error: boolean; code: string; message: string };
+        assert.equal(outcome.error, true);
+        assert.equal(outcome.code, "invalid_configuration");
+        assert.match(outcome.message, /--allow-env/);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
