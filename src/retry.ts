@@ -56,7 +56,9 @@ export function retryAfterMs(value: string | null, now: number): number | undefi
   if (value === null || value.trim() === "") return undefined;
   const text = value.trim();
   if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
-  const date = Date.parse(text);
+  // An HTTP date names its day or month ("Wed, 21 Oct 2015 07:28:00 GMT"); without letters,
+  // Date.parse would read "-1" or "1,5" as dates in 2001.
+  const date = /[a-z]/i.test(text) ? Date.parse(text) : Number.NaN;
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 

@@ -209,3 +209,11 @@ describe("sleep()", () => {
     assert.ok(performance.now() - started < 1000);
   });
 });
+
+describe("retryAfterMs() with values that are neither seconds nor a date", () => {
+  for (const value of ["-1", "1,5", "12 34"]) {
+    test(`retryAfterMs() ignores ${JSON.stringify(value)} instead of reading it as a date`, () => {
+      assert.equal(retryAfterMs(value, Date.UTC(2026, 0, 1)), undefined);
+    });
+  }
+});
