@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManagedIdentityError, type Source } from "../mod.ts";
@@ -183,6 +183,25 @@ describe("createEmulator() endpoints", () => {
       assert.ok(realm?.startsWith(dir) && realm.endsWith(".key"));
       const wrong = await handler(new Request(url, { headers: { Metadata: "true", Authorization: "Basic nope" } }));
       assert.equal(wrong.status, 401);
+      await emulator.cleanup();
+      assert.deepEqual(await readdir(dir), []);
+    });
+  });
+
+  test("Azure Arc keeps only its newest 100 key files, and the newest key still works", async () => {
+    await withArcDir(async (dir) => {
+      const emulator = createEmulator({ arcKeyDirectory: dir });
+      const handler = emulator.handler("AzureArc");
+      const url = "http://e/metadata/identity/oauth2/token?api-version=2020-06-01&resource=x";
+      let realm = "";
+      for (let i = 0; i < 130; i++) {
+        const challenge = await handler(new Request(url, { headers: { Metadata: "true" } }));
+        realm = /^Basic realm=(.+)$/.exec(challenge.headers.get("www-authenticate") ?? "")![1]!;
+      }
+      assert.equal((await readdir(dir)).length, 100);
+      const key = await readFile(realm, "utf8");
+      const answer = await handler(new Request(url, { headers: { Metadata: "true", Authorization: `Basic ${key}` } }));
+      assert.equal(answer.status, 200);
       await emulator.cleanup();
       assert.deepEqual(await readdir(dir), []);
     });

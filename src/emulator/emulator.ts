@@ -49,7 +49,7 @@ export interface Emulator {
   readonly systemIdentity: EmulatedIdentity;
   /** The user-assigned identities. */
   readonly identities: readonly EmulatedIdentity[];
-  /** Every request so far, oldest first. */
+  /** The requests so far (the newest 10,000), oldest first. */
   readonly requests: readonly EmulatedRequest[];
   /** The handler of one source's endpoint. */
   handler(source: Source): (request: Request) => Promise<Response>;
@@ -70,6 +70,10 @@ export const EMULATED_API_VERSIONS: Readonly<Record<Source, string>> = {
 };
 
 const uuid = () => crypto.randomUUID();
+
+// Bounds for a long-running emulator (`azmi emulate`): the request log and the Arc key files.
+const MAX_LOGGED_REQUESTS = 10_000;
+const MAX_ARC_KEYS = 100;
 
 function identity(name: string): EmulatedIdentity {
   return {
@@ -152,8 +156,8 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   const scripts = new Map<Source, Fault[]>();
   for (const [source, faults] of Object.entries(options.faults ?? {})) scripts.set(source as Source, [...faults]);
   const requests: EmulatedRequest[] = [];
-  const arcKeys = new Map<string, string>(); // key contents -> file path
-  const written: string[] = [];
+  // Key contents -> key file path, oldest first; the paths are also what cleanup() removes.
+  const arcKeys = new Map<string, string>();
 
   /** Finds the user-assigned identity a request names, `null` for system-assigned, `undefined` when unknown. */
   const lookup = (kind: keyof EmulatedIdentity | undefined, value: string | null) => {
@@ -213,8 +217,13 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
             const path = `${arcDirectory}/${uuid()}.key`;
             await fs.mkdir(arcDirectory, { recursive: true });
             await fs.writeFile(path, key, { mode: 0o600 });
-            written.push(path);
             arcKeys.set(key, path);
+            // A long-running emulator keeps the newest keys only, on disk as in memory.
+            for (const [old, oldPath] of arcKeys) {
+              if (arcKeys.size <= MAX_ARC_KEYS) break;
+              arcKeys.delete(old);
+              await fs.rm(oldPath, { force: true });
+            }
             return new Response(null, { status: 401, headers: { "WWW-Authenticate": `Basic realm=${path}` } });
           }
           const key = /^Basic (.+)$/.exec(authorization)?.[1];
@@ -313,15 +322,18 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         url: `${url.origin}${url.pathname}${url.search}`,
         status: response.status,
       });
+      if (requests.length > MAX_LOGGED_REQUESTS) requests.shift();
       return response;
     },
     fault(source, ...faults) {
       scripts.set(source, [...(scripts.get(source) ?? []), ...faults]);
     },
     async cleanup() {
-      if (written.length === 0) return;
+      if (arcKeys.size === 0) return;
       const fs = fileSystem();
-      await Promise.all(written.splice(0).map((path) => fs.rm(path, { force: true })));
+      const paths = [...arcKeys.values()];
+      arcKeys.clear();
+      await Promise.all(paths.map((path) => fs.rm(path, { force: true })));
     },
   };
 }
