@@ -325,6 +325,8 @@ export class ManagedIdentityClient {
         secrets: secretHeaderValues(spec.headers),
         now: this.#now(),
         config: this.#config,
+        signal,
+        timeoutMs: this.#timeoutMs,
       };
       const outcome: ParseOutcome = await (definition.parseReply ?? parseStandardReply)(reply, context);
       if ("token" in outcome) {

@@ -53,6 +53,10 @@ export interface ParseContext extends ReplyContext {
   readonly request: RequestSpec;
   readonly now: number;
   readonly config: unknown;
+  /** The caller's (or the shared flight's) signal: ends any work a parse step does (Arc's key file read). */
+  readonly signal?: AbortSignal;
+  /** The client's per-attempt timeout, which also bounds a parse step's own work. */
+  readonly timeoutMs: number;
 }
 
 /** Which retry rules apply (PROTOCOL.md section 7). */
