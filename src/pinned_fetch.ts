@@ -74,16 +74,54 @@ interface Head {
   readonly headers: Headers;
 }
 
-function parseHead(bytes: Uint8Array): Head {
-  const [statusLine = "", ...lines] = new TextDecoder().decode(bytes).split("\r\n");
-  const status = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
-  if (!status) throw new Error("The server did not answer with HTTP/1.x");
+/**
+ * An `invalid_response` error. Like every error made here from the server's bytes, its message
+ * never quotes them: a hostile server can echo the request's Secret header in its answer.
+ */
+function invalid(problem: string, endpoint?: string): ManagedIdentityError {
+  return new ManagedIdentityError("invalid_response", `Cannot use the response of "ServiceFabric": ${problem}`, {
+    source: "ServiceFabric",
+    endpoint,
+  });
+}
+
+/** Parses one head; an error about it never quotes its bytes. */
+function parseHead(bytes: Uint8Array, endpoint?: string): Head {
+  // One character per byte, as fetch reads header bytes.
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  const [statusLine = "", ...lines] = text.split("\r\n");
+  const match = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(statusLine);
+  if (!match) throw new Error("The server did not answer with HTTP/1.x");
+  const status = Number(match[1]);
+  if (status < 100 || status > 599) throw invalid(`the status ${match[1]} is not an HTTP status`, endpoint);
+  if (status === 101) throw invalid("the server switched protocols (101), which was not asked for", endpoint);
   const headers = new Headers();
   for (const line of lines) {
     const colon = line.indexOf(":");
-    if (colon > 0) headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    if (colon <= 0) continue;
+    try {
+      headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    } catch {
+      // The runtime's message quotes the header, whose name or value may echo the Secret: not kept.
+      throw invalid("a header has characters HTTP refuses", endpoint);
+    }
   }
-  return { status: Number(status[1]), headers };
+  return { status, headers };
+}
+
+/**
+ * Takes heads off the start of `bytes`, skipping interim (1xx) ones as HTTP/1.1 clients must
+ * (RFC 9110 section 15.2): the final head, if complete, and the bytes not yet used.
+ */
+function takeHead(bytes: Uint8Array, endpoint?: string): { head?: Head; rest: Uint8Array } {
+  for (;;) {
+    const end = indexOfCrlf(bytes, 0, true);
+    if (end < 0) return { rest: bytes };
+    const head = parseHead(bytes.subarray(0, end), endpoint);
+    bytes = bytes.subarray(end + 4);
+    if (head.status >= 200) return { head, rest: bytes };
+  }
 }
 
 /**
@@ -148,15 +186,15 @@ class BodyDecoder {
   }
 }
 
-const NULL_BODY = (status: number) => status === 204 || status === 304 || (status >= 100 && status < 200);
+const NULL_BODY = (status: number) => status === 204 || status === 304;
 
 /** Parses a complete HTTP/1.x response (as read until the server closed the connection). */
 export function parseHttpResponse(bytes: Uint8Array): Response {
-  const end = indexOfCrlf(bytes, 0, true);
-  if (end < 0) throw new Error("The connection closed before a complete HTTP response");
-  const { status, headers } = parseHead(bytes.subarray(0, end));
+  const { head, rest } = takeHead(bytes);
+  if (!head) throw new Error("The connection closed before a complete HTTP response");
+  const { status, headers } = head;
   const decoder = new BodyDecoder(headers);
-  const body = concat(decoder.push(bytes.subarray(end + 4)));
+  const body = concat(decoder.push(rest));
   if (!decoder.done && !decoder.closeDelimited) throw new Error("The connection closed before the whole body arrived");
   return new Response(NULL_BODY(status) ? null : body, { status, headers });
 }
@@ -181,6 +219,7 @@ export function pinnedFetch(pin: string, tls: () => TlsModule = () => loadBuilti
     head.push("Connection: close", "", "");
     const message = concat([new TextEncoder().encode(head.join("\r\n")), body]);
     const host = url.hostname.replace(/^\[|\]$/g, "");
+    const endpoint = `${url.origin}${url.pathname}`;
     return await new Promise<Response>((resolve, reject) => {
       const socket = tls().connect({
         host,
@@ -190,6 +229,7 @@ export function pinnedFetch(pin: string, tls: () => TlsModule = () => loadBuilti
         ALPNProtocols: ["http/1.1"],
       });
       let headBytes: Uint8Array = new Uint8Array();
+      let headSize = 0;
       let decoder: BodyDecoder | undefined;
       let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
       let finished = false;
@@ -223,7 +263,7 @@ export function pinnedFetch(pin: string, tls: () => TlsModule = () => loadBuilti
               `The server's certificate does not match IDENTITY_SERVER_THUMBPRINT: expected ${expected}, found ${
                 fingerprint || "none"
               }`,
-              { source: "ServiceFabric", endpoint: `${url.origin}${url.pathname}` },
+              { source: "ServiceFabric", endpoint },
             ),
           );
         }
@@ -237,13 +277,14 @@ export function pinnedFetch(pin: string, tls: () => TlsModule = () => loadBuilti
         if (finished) return;
         try {
           if (decoder) return deliver(chunk);
-          headBytes = concat([headBytes, chunk]);
-          const end = indexOfCrlf(headBytes, 0, true);
-          if (end < 0) {
-            if (headBytes.length > MAX_HEAD_BYTES) fail(new Error("The response head is larger than 64 KiB"));
+          headSize += chunk.length;
+          const { head: parsed, rest } = takeHead(concat([headBytes, chunk]), endpoint);
+          if (!parsed) {
+            // Interim heads already read are dropped, but count towards the limit.
+            headBytes = rest;
+            if (headSize > MAX_HEAD_BYTES) fail(new Error("The response head is larger than 64 KiB"));
             return;
           }
-          const parsed = parseHead(headBytes.subarray(0, end));
           decoder = new BodyDecoder(parsed.headers);
           if (NULL_BODY(parsed.status)) {
             resolve(new Response(null, parsed));
@@ -266,7 +307,7 @@ export function pinnedFetch(pin: string, tls: () => TlsModule = () => loadBuilti
           // must reject the fetch) do failures go to the body stream.
           stream = controller;
           resolve(response);
-          deliver(headBytes.subarray(end + 4));
+          deliver(rest);
         } catch (error) {
           fail(error as Error);
         }

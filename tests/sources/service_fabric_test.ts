@@ -5,9 +5,12 @@ import { readFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
+import { inspect } from "node:util";
 import { ManagedIdentityError } from "../../mod.ts";
 import { constantTimeEqual, normalizeThumbprint, parseHttpResponse, pinnedFetch } from "../../src/pinned_fetch.ts";
+import { assertNotShown, rejectsWith } from "../helpers/checks.ts";
 import { loopback, onlyRequest, recorder, sendJson, testClient } from "../helpers/fake.ts";
+import { type FaultServer, faultServer, finish, within } from "../helpers/faults.ts";
 
 const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url)), "utf8");
 const CERT = fixture("test_only_sf_cert.pem");
@@ -124,6 +127,7 @@ describe("Service Fabric requests", () => {
     });
     await client.acquireToken("https://vault.azure.net");
     await client.acquireToken("https://vault.azure.net", { claims: "{}" });
+    assert.equal(fake.seen.length, 2);
     for (const seen of fake.seen) {
       assert.equal(seen.url.searchParams.has("xms_cc"), false);
       assert.equal(seen.url.searchParams.has("token_sha256_to_refresh"), false);
@@ -298,6 +302,11 @@ describe("pinnedFetch()", () => {
     const sized = parseHttpResponse(encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nokEXTRA"));
     assert.equal(sized.status, 200);
     assert.equal(sized.headers.get("x-a"), "b");
+    // Header bytes are read one character per byte, as fetch reads them: UTF-8 is not refused.
+    const utf8 = parseHttpResponse(
+      new Uint8Array([...encode("HTTP/1.1 204 No\r\nX-B: caf"), 0xc3, 0xa9, 13, 10, 13, 10]),
+    );
+    assert.equal(utf8.headers.get("x-b"), "caf\u00c3\u00a9");
     assert.equal(await sized.text(), "ok");
     const chunked = parseHttpResponse(
       encode("HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n"),
@@ -310,4 +319,143 @@ describe("pinnedFetch()", () => {
     assert.throws(() => parseHttpResponse(encode("SSH-2.0-OpenSSH\r\n\r\n")));
     assert.throws(() => parseHttpResponse(encode("HTTP/1.1 200 OK\r\nContent-")));
   });
+});
+
+/**
+ * A raw TLS server with the pinned certificate that answers each request with `reply`'s parts,
+ * written one by one a few milliseconds apart (so that they arrive as separate chunks), then
+ * closes. `reply` gets the request's Secret header, for the servers that echo it.
+ */
+async function rawTlsServer(reply: (secret: string) => readonly string[]): Promise<FaultServer> {
+  return await faultServer((request, socket) => {
+    const parts = [...reply(request.headers["secret"] ?? "")];
+    const next = () => {
+      const part = parts.shift() ?? "";
+      if (parts.length === 0) return finish(socket, part);
+      socket.write(part);
+      setTimeout(next, 15);
+    };
+    next();
+  }, { cert: CERT, key: KEY });
+}
+
+const rawEnv = (server: FaultServer) => env({ IDENTITY_ENDPOINT: `${server.origin}/metadata/identity/oauth2/token` });
+const TOKEN_TEXT = JSON.stringify(tokenBody);
+const OK =
+  `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${TOKEN_TEXT.length}\r\n\r\n${TOKEN_TEXT}`;
+const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
+const EARLY_HINTS = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n";
+
+describe("pinnedFetch() interim and malformed responses", () => {
+  const interim: [string, readonly string[]][] = [
+    ["a 100 Continue", [CONTINUE + OK]],
+    ["a 103 Early Hints with a Link header", [EARLY_HINTS + OK]],
+    ["two interim heads in the same write", [CONTINUE + EARLY_HINTS + OK]],
+    ["two interim heads split across writes", [
+      CONTINUE.slice(0, 10),
+      CONTINUE.slice(10) + EARLY_HINTS.slice(0, 30),
+      EARLY_HINTS.slice(30) + OK.slice(0, 11),
+      OK.slice(11),
+    ]],
+  ];
+  for (const [name, parts] of interim) {
+    test(`acquireToken() skips ${name} before the 200 on Service Fabric`, async () => {
+      const server = await rawTlsServer(() => parts);
+      try {
+        const client = testClient({ env: rawEnv(server), retry: false });
+        assert.equal((await client.acquireToken("https://vault.azure.net")).accessToken, "sf-token");
+        assert.equal(server.requests.length, 1);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  test("pinnedFetch() returns the final response's status and headers, not the interim ones", async () => {
+    const server = await rawTlsServer(() => [EARLY_HINTS, OK]);
+    try {
+      const response = await pinnedFetch(PIN)(new Request(`${server.origin}/x`));
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("link"), null);
+      assert.equal(await response.text(), TOKEN_TEXT);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("pinnedFetch() fails, and does not wait, when interim heads pass the 64 KiB head limit", async () => {
+    // Endless 100 Continues on a connection that stays open: only the limit ends the call.
+    const server = await faultServer((_request, socket) => {
+      for (let i = 0; i < 200; i++) socket.write(CONTINUE.repeat(20));
+    }, { cert: CERT, key: KEY });
+    try {
+      await assert.rejects(
+        within(2000, Promise.resolve(pinnedFetch(PIN)(new Request(`${server.origin}/x`)))),
+        /64 KiB/,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  const refused: [string, string, RegExp][] = [
+    [
+      "a 101 Switching Protocols",
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+      /101/,
+    ],
+    ["a 101 after a 100 Continue", `${CONTINUE}HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n`, /101/],
+    ["the status 600", "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n", /the status 600 is not an HTTP status/],
+    ["the status 099", "HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n", /the status 099 is not an HTTP status/],
+  ];
+  for (const [name, reply, message] of refused) {
+    test(`acquireToken() fails "invalid_response" on ${name} on Service Fabric`, async () => {
+      const server = await rawTlsServer(() => [reply]);
+      try {
+        const client = testClient({ env: rawEnv(server) });
+        const error = await rejectsWith(
+          client.acquireToken("https://vault.azure.net"),
+          "invalid_response",
+          "ServiceFabric",
+        );
+        assert.match(error.message, message);
+        assert.equal(server.requests.length, 1, "an invalid response is not retried");
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  // Header lines the runtime's Headers refuses, each echoing the Secret: its message quotes them.
+  const echoes: [string, (secret: string) => string, RegExp][] = [
+    ["a NUL in the value", (secret) => `X-Echo: ${secret}\0`, /a header has characters HTTP refuses/],
+    ["a bare CR in the value", (secret) => `X-Echo: a\r${secret}`, /a header has characters HTTP refuses/],
+    ["a LF in the value", (secret) => `X-Echo: ${secret}\nb`, /a header has characters HTTP refuses/],
+    ["the secret as the name", (secret) => `${secret}: \0`, /a header/],
+    ["a name that is not a token", (secret) => `X Echo ${secret}: v`, /a header/],
+  ];
+  for (const [name, line, shown] of echoes) {
+    test(`acquireToken() fails "invalid_response" and never shows the Secret on a header with ${name}`, async () => {
+      const server = await rawTlsServer((
+        secret,
+      ) => [`HTTP/1.1 200 OK\r\n${line(secret)}\r\nContent-Length: 0\r\n\r\n`]);
+      try {
+        const client = testClient({ env: rawEnv(server), retry: false });
+        const error = await rejectsWith(
+          client.acquireToken("https://vault.azure.net"),
+          "invalid_response",
+          "ServiceFabric",
+        );
+        assert.equal(server.requests[0]?.headers["secret"], SECRET, "the server did receive the Secret to echo");
+        assert.match(error.message, shown);
+        assertNotShown(error, SECRET);
+        for (let current: unknown = error; current !== undefined; current = (current as Error).cause) {
+          assert.equal(inspect(current, { depth: Infinity }).includes(SECRET), false);
+          if (!(current instanceof Error)) break;
+        }
+      } finally {
+        await server.close();
+      }
+    });
+  }
 });
