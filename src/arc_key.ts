@@ -2,22 +2,46 @@
  * Azure Arc's challenge (PROTOCOL.md section 5): the agent answers the first request with
  * `401` and `WWW-Authenticate: Basic realm=<key file path>`; the key file's contents prove the
  * caller may read the agent's token directory. A hostile or buggy challenge could name any
- * file, so the path is validated completely before any file is touched, and the file's size is
- * checked by `stat` before it is read. The file system is a seam (`node:fs/promises`, loaded
- * lazily on this path only).
+ * file, so the path is validated completely before any file is touched. The file is then
+ * opened once, without following a link and without blocking (`O_NOFOLLOW | O_NONBLOCK` where
+ * the platform has them), and everything else is checked on that open handle: `fstat` says a
+ * regular file of at most 4096 bytes, the same one an `lstat` of the path saw just before (so
+ * a file swapped in between is refused, on Windows too), and the read stops after 4097 bytes.
+ * A symlink, pipe, directory, socket or device swapped in at any moment is refused, never
+ * read. Every step is bounded by the attempt's timeout and the caller's signal, and the handle
+ * is always closed. The file system is a seam (`node:fs/promises`, loaded lazily on this path
+ * only).
  * @module
  */
 
 import { ManagedIdentityError } from "./errors.ts";
 import { loadBuiltin } from "./runtime.ts";
 import type { ArcConfig } from "./sources/azure_arc.ts";
-import type { httpError, HttpReply, ParseContext, ParseOutcome, parseStandardReply } from "./sources/source.ts";
+import { httpError } from "./failure.ts";
+import type { HttpReply, ParseContext, ParseOutcome, parseStandardReply } from "./sources/source.ts";
 
-/** The file operations the challenge needs. */
+/** What `lstat` and `fstat` say about a file, as far as the checks need. */
+export interface ArcKeyStat {
+  readonly size: number;
+  readonly dev: number;
+  readonly ino: number;
+  isFile(): boolean;
+}
+
+/** An open key file: the subset of `node:fs/promises`' `FileHandle` the read needs. */
+export interface ArcKeyHandle {
+  /** `fstat`: what the handle refers to, whatever the path names by now. */
+  stat(): Promise<ArcKeyStat>;
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
+/** The file operations the challenge needs: the subset of `node:fs/promises` it uses. */
 export interface ArcKeyFileSystem {
   /** `lstat`: a symbolic link is reported as one, not followed. */
-  lstat(path: string): Promise<{ size: number; isFile(): boolean; isSymbolicLink(): boolean }>;
-  readFile(path: string, encoding: "utf8"): Promise<string>;
+  lstat(path: string): Promise<ArcKeyStat & { isSymbolicLink(): boolean }>;
+  /** `open` with numeric flags. */
+  open(path: string, flags: number): Promise<ArcKeyHandle>;
 }
 
 /** The agent's token directory on Linux. */
@@ -92,6 +116,8 @@ function fileError(error: unknown, path: string, platform: string): ManagedIdent
   if (code === "ENOENT" || code === "ENOTDIR") {
     return arcError("arc_key_not_found", `expected the key file "${path}", found none`, error);
   }
+  // O_NOFOLLOW met a link (ELOOP); a directory or a socket cannot be opened for reading.
+  if (code === "ELOOP" || code === "EISDIR" || code === "ENXIO") return notAFile(path, error);
   if (code === "EACCES" || code === "EPERM" || (error as Error | null)?.name === "NotCapable") {
     const advice = platform === "win32"
       ? 'run as an administrator or a member of "Hybrid agent extension applications"'
@@ -101,37 +127,87 @@ function fileError(error: unknown, path: string, platform: string): ManagedIdent
   return arcError("arc_key_unreadable", `cannot read "${path}": ${String(code ?? error)}`, error);
 }
 
+function notAFile(path: string, cause?: unknown, found = "a link, directory, pipe, socket or device") {
+  return arcError("arc_key_invalid_file", `expected a regular file at "${path}", found ${found}`, cause);
+}
+
 /** The real file system, loaded on first use. */
 export function nodeFileSystem(): ArcKeyFileSystem {
   return loadBuiltin<ArcKeyFileSystem>("node:fs/promises");
 }
 
 /**
- * Reads the validated key file: `lstat` first (a regular file, not a link, at most 4096 bytes),
- * then the contents, whose size is checked again (the file may have grown). Error messages name
- * the path and sizes, never the contents.
+ * Reads the validated key file: `lstat` the path (a regular file, not a link, at most 4096
+ * bytes), open it once without following a link or blocking, then check the open handle
+ * (`fstat`: a regular file, the same device and inode `lstat` saw, at most 4096 bytes) and read
+ * at most 4097 bytes from it. Every step is raced against `timeoutMs` and `signal`; the handle
+ * is always closed, even one that opens after the time ran out. Error messages name the path
+ * and sizes, never the contents.
  *
  * @throws {ManagedIdentityError} `arc_key_not_found`, `arc_key_permission_denied`, `arc_key_invalid_file`,
- *   `arc_key_too_large` or `arc_key_unreadable`.
+ *   `arc_key_too_large`, `arc_key_unreadable`, `timeout` or `aborted`.
  */
-export async function readArcKey(path: string, platform: string, fs: () => ArcKeyFileSystem): Promise<string> {
-  const limit = (size: number) => {
+export async function readArcKey(
+  path: string,
+  platform: string,
+  fs: () => ArcKeyFileSystem,
+  { signal, timeoutMs }: Pick<ParseContext, "signal" | "timeoutMs">,
+): Promise<string> {
+  const timer = AbortSignal.timeout(timeoutMs);
+  const bound = signal ? AbortSignal.any([signal, timer]) : timer;
+  // Not transport.ts's raceAbort: importing it would split the eager bundle into one more chunk.
+  const ended = new Promise<never>((_resolve, reject) => {
+    if (bound.aborted) reject(bound.reason);
+    bound.addEventListener("abort", () => reject(bound.reason), { once: true });
+  });
+  ended.catch(() => {});
+  const step = <T>(operation: Promise<T>): Promise<T> => {
+    operation.catch(() => {}); // A late failure, after the race was lost, is nobody's.
+    return Promise.race([operation, ended]);
+  };
+  const limit = (size: number, found: string | number = size) => {
     if (size > ARC_MAX_KEY_BYTES) {
-      throw arcError("arc_key_too_large", `expected at most ${ARC_MAX_KEY_BYTES} bytes in "${path}", found ${size}`);
+      throw arcError("arc_key_too_large", `expected at most ${ARC_MAX_KEY_BYTES} bytes in "${path}", found ${found}`);
     }
   };
   try {
     const system = fs();
-    const stat = await system.lstat(path);
-    if (stat.isSymbolicLink() || !stat.isFile()) {
-      throw arcError("arc_key_invalid_file", `expected a regular file at "${path}", found a link or directory`);
+    // Undefined on Windows: there the dev/ino comparison below refuses a swap.
+    const { O_RDONLY = 0, O_NOFOLLOW = 0, O_NONBLOCK = 0 } =
+      loadBuiltin<{ constants: Record<string, number | undefined> }>("node:fs").constants;
+    const seen = await step(system.lstat(path));
+    if (seen.isSymbolicLink() || !seen.isFile()) throw notAFile(path);
+    limit(seen.size);
+    const opening = system.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    const handle = await step(opening).catch((error) => {
+      opening.then((late) => late.close()).catch(() => {});
+      throw error;
+    });
+    try {
+      const opened = await step(handle.stat());
+      if (!opened.isFile()) throw notAFile(path);
+      if (opened.dev !== seen.dev || opened.ino !== seen.ino) {
+        throw notAFile(path, undefined, "a different file than the one checked a moment before (it was replaced)");
+      }
+      limit(opened.size);
+      const buffer = new Uint8Array(ARC_MAX_KEY_BYTES + 1);
+      let size = 0;
+      for (;;) {
+        const { bytesRead } = await step(handle.read(buffer, size, buffer.length - size, size));
+        size += bytesRead;
+        if (!bytesRead || size === buffer.length) break;
+      }
+      limit(size, `more than ${ARC_MAX_KEY_BYTES}`);
+      if (!size) throw arcError("arc_key_invalid_file", `expected a key in "${path}", found an empty file`);
+      return new TextDecoder("utf-8", { ignoreBOM: true }).decode(buffer.subarray(0, size));
+    } finally {
+      await step(handle.close()).catch(() => {});
     }
-    limit(stat.size);
-    const contents = await system.readFile(path, "utf8");
-    if (!contents) throw arcError("arc_key_invalid_file", `expected a key in "${path}", found an empty file`);
-    limit(new TextEncoder().encode(contents).length);
-    return contents;
   } catch (error) {
+    if (signal?.aborted) {
+      throw arcError("aborted", `reading the key file "${path}" was aborted by the caller`, signal.reason);
+    }
+    if (timer.aborted) throw arcError("timeout", `reading the key file "${path}" took longer than ${timeoutMs} ms`);
     throw error instanceof ManagedIdentityError ? error : fileError(error, path, platform);
   }
 }
@@ -143,9 +219,8 @@ const ECHO: Record<string, readonly string[]> = {
   resourceId: ["msi_res_id", "mi_res_id"],
 };
 
-/** The standard reply handling, handed in by the Arc source. */
+/** The standard reply handling, handed in by the Arc source (so that it stays in the eager bundle alone). */
 export interface StandardReplies {
-  readonly httpError: typeof httpError;
   readonly parseStandardReply: typeof parseStandardReply;
 }
 
@@ -164,7 +239,7 @@ export async function parseArcReply(
   const config = context.config as ArcConfig;
   if (context.request.headers["Authorization"] === undefined) {
     if (reply.status !== 401) {
-      const { code, status, error, errorDescription, correlationId, endpoint } = standard.httpError(reply, context);
+      const { code, status, error, errorDescription, correlationId, endpoint } = httpError(reply, context);
       throw new ManagedIdentityError(
         code === "unavailable" ? code : "request_failed",
         `The Azure Arc agent must answer the first request with a 401 challenge: it answered ${reply.status}`,
@@ -177,11 +252,11 @@ export async function parseArcReply(
       platform,
       config.tokenDirectory ?? arcTokenDirectory(platform, config.programData),
     );
-    const key = await readArcKey(path, platform, () => config.fileSystem ?? nodeFileSystem());
+    const key = await readArcKey(path, platform, () => config.fileSystem ?? nodeFileSystem(), context);
     const { retry: _never, ...request } = context.request;
     return { next: { ...request, headers: { ...request.headers, "Authorization": `Basic ${key}` } } };
   }
-  const outcome = standard.parseStandardReply(reply, context);
+  const outcome = await standard.parseStandardReply(reply, context);
   const { identity } = context;
   if (identity.kind !== "system" && "token" in outcome) {
     const fields = outcome.token.fields;

@@ -11,15 +11,16 @@ import { type Identity, type IdentityOptions, parseIdentity } from "./identity.t
 import { emit, type ManagedIdentityEventListener } from "./events.ts";
 import { flight, join } from "./flight.ts";
 import { internalOptions } from "./internal.ts";
-import { numberOption } from "./options.ts";
-import { secretHeaderValues } from "./redact.ts";
+import { MAX_TIMER_MS, numberOption } from "./options.ts";
 import { SOURCES } from "./sources/index.ts";
 import {
   endpointName,
   identityParameter,
   type ParseOutcome,
   parseStandardReply,
+  readEndpoint,
   type RequestSpec,
+  secretHeaderValues,
   type SourceDefinition,
 } from "./sources/source.ts";
 import { type RetryOptions, type RetryPolicy, retryPolicy, sleep } from "./retry.ts";
@@ -129,6 +130,7 @@ export class ManagedIdentityClient {
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #random: () => number;
   readonly #targets = new Map<string, { readonly key: string; readonly resource: string }>();
+  readonly #endpoint: string;
 
   /**
    * Creates a client and detects its source.
@@ -149,10 +151,13 @@ export class ManagedIdentityClient {
     });
     this.#definition = SOURCES[this.source];
     identityParameter(this.#definition, this.#identity);
+    // The endpoint is checked now (URL, no credentials, the host rule), not at the first request,
+    // and is part of the cache key: clients of two endpoints share no tokens.
+    this.#endpoint = readEndpoint(this.#definition, this.#env).href;
     this.#config = this.#definition.configure?.(this.#env, internal);
     this.#fetch = options.fetch ?? this.#definition.createFetch?.(this.#config) ??
       ((request) => globalThis.fetch(request));
-    this.#timeoutMs = numberOption("timeoutMs", options.timeoutMs, DEFAULT_TIMEOUT_MS, 1);
+    this.#timeoutMs = numberOption("timeoutMs", options.timeoutMs, DEFAULT_TIMEOUT_MS, 1, false, MAX_TIMER_MS);
     this.#clientCapabilities = (options.clientCapabilities ?? []).map((c) => c.trim()).filter((c) => c !== "");
     this.#store = cacheStore(options.cache ?? defaultCache);
     this.#now = internal.now ?? Date.now;

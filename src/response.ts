@@ -5,7 +5,6 @@
  */
 
 import { ManagedIdentityError } from "./errors.ts";
-import { excerpt, scrub } from "./redact.ts";
 import type { Source } from "./types.ts";
 
 /** A successful token response, with times in milliseconds since the epoch. */
@@ -21,13 +20,6 @@ export interface ParsedToken {
   readonly expiresOnFallback?: string;
 }
 
-/** What an error body said, in any source's shape. */
-export interface ErrorBody {
-  readonly error?: string;
-  readonly errorDescription?: string;
-  readonly correlationId?: string;
-}
-
 /** Where a response came from, for error details. */
 export interface ReplyContext {
   readonly source: Source;
@@ -37,6 +29,13 @@ export interface ReplyContext {
 }
 
 const TWO_HOURS = 2 * 60 * 60 * 1000;
+
+/**
+ * The latest expiry believed (docs/ rule: managed identity tokens live hours, at most about a
+ * day): anything later is a hostile or broken number (`1e20`, 14 digits, milliseconds read as
+ * seconds) and must never reach the cache, where it would never expire or refresh.
+ */
+export const MAX_LIFETIME_MS = 365 * 24 * 60 * 60 * 1000;
 
 function parseJsonObject(text: string): Record<string, unknown> | undefined {
   try {
@@ -49,10 +48,14 @@ function parseJsonObject(text: string): Record<string, unknown> | undefined {
   }
 }
 
+// Numbers and numeric strings follow one rule, negatives included: "-100" is -100, not missing.
 function seconds(value: unknown): number | undefined {
-  if (typeof value === "number") return Number.isFinite(value) ? value : undefined;
-  if (typeof value === "string" && /^\s*\d+(\.\d+)?\s*$/.test(value)) return Number(value);
-  return undefined;
+  const number = typeof value === "number"
+    ? value
+    : typeof value === "string" && /^\s*-?\d+(\.\d+)?\s*$/.test(value)
+    ? Number(value)
+    : Number.NaN;
+  return Number.isFinite(number) ? number : undefined;
 }
 
 // One pattern for every date form: "yyyy-MM-dd HH:mm:ss" and ISO 8601 / RFC 3339 (with or
@@ -84,21 +87,15 @@ export function parseExpiresOn(value: unknown): number | undefined {
     hour = (hour % 12) + (m[11].toUpperCase() === "PM" ? 12 : 0);
   }
   const offset = m[13] ? (m[13] === "-" ? -1 : 1) * (Number(m[14]) * 60 + Number(m[15])) : 0;
-  const time = Date.UTC(
-    year,
-    month - 1,
-    day,
-    hour,
-    minute,
-    second,
-    m[10] ? Math.floor(Number(`0.${m[10]}`) * 1000) : 0,
-  );
-  // Date.UTC rolls 02/30 over into March: a date that does not round-trip is not a date.
-  const check = new Date(time);
+  // setUTCFullYear, not Date.UTC, which reads the years 0 to 99 as 1900 to 1999.
+  const check = new Date(0);
+  check.setUTCFullYear(year, month - 1, day);
+  check.setUTCHours(hour, minute, second, m[10] ? Math.floor(Number(`0.${m[10]}`) * 1000) : 0);
+  // Dates roll 02/30 over into March: a date that does not round-trip is not a date.
   if (check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) {
     return undefined;
   }
-  return time - offset * 60_000;
+  return check.getTime() - offset * 60_000;
 }
 
 function invalid(message: string, context: ReplyContext, cause?: unknown): ManagedIdentityError {
@@ -118,15 +115,18 @@ function invalid(message: string, context: ReplyContext, cause?: unknown): Manag
  * `expires_on` is unparsable) from `expires_in`; the refresh time from `refresh_in`, else half
  * the remaining lifetime for tokens living over 2 hours.
  *
- * @throws {ManagedIdentityError} `invalid_response` when the body is not JSON, has no `access_token`, or has no usable expiry.
+ * @throws {ManagedIdentityError} `invalid_response` when the body is not JSON, has no `access_token`, or has
+ *   no usable expiry (none, or one that is not finite or more than a year ahead).
  */
-export function parseTokenBody(text: string, now: number, context: ReplyContext): ParsedToken {
+export async function parseTokenBody(text: string, now: number, context: ReplyContext): Promise<ParsedToken> {
   const body = parseJsonObject(text);
+  const secrets = context.secrets ?? [];
+  // What the body holds is quoted only through the one gate (src/redact.ts), loaded on this
+  // path alone: a success needs none of it.
+  const gate = async () => (await import("./redact.ts")).endpointText;
   if (!body) {
     throw invalid(
-      text.trim() === ""
-        ? "the body is empty"
-        : `the body is not a JSON object: "${excerpt(scrub(text, context.secrets ?? []))}"`,
+      text.trim() === "" ? "the body is empty" : `the body is not a JSON object: "${(await gate())(text, secrets)}"`,
       context,
     );
   }
@@ -134,25 +134,38 @@ export function parseTokenBody(text: string, now: number, context: ReplyContext)
   if (typeof accessToken !== "string" || accessToken === "") {
     throw invalid("the body has no access_token", context);
   }
+  // From here the token is one more secret: a hostile body may repeat it in any other field.
+  const shown = async (value: unknown) =>
+    `"${(await gate())(String(JSON.stringify(value)), [...secrets, accessToken], 80)}"`;
   let expiresOn = parseExpiresOn(body.expires_on);
   let expiresOnFallback: string | undefined;
+  let from = "expires_on";
   if (expiresOn === undefined) {
     const expiresIn = seconds(body.expires_in);
     if (expiresIn === undefined) {
       throw invalid(
         body.expires_on === undefined
-          ? "the body has neither expires_on nor expires_in"
-          : `expires_on ${JSON.stringify(body.expires_on)} is not a time and there is no expires_in`,
+          ? body.expires_in === undefined
+            ? "the body has neither expires_on nor expires_in"
+            : `expires_in ${await shown(body.expires_in)} is not a number of seconds and there is no expires_on`
+          : `expires_on ${await shown(body.expires_on)} is not a time and there is no usable expires_in`,
         context,
       );
     }
-    if (body.expires_on !== undefined) {
-      expiresOnFallback = `expires_on ${JSON.stringify(body.expires_on)} is not a time`;
-    }
+    if (body.expires_on !== undefined) expiresOnFallback = `expires_on ${await shown(body.expires_on)} is not a time`;
     expiresOn = now + expiresIn * 1000;
+    from = "expires_in";
+  }
+  // A time that is not finite, or over a year ahead, is never believed (and never cached).
+  if (!Number.isFinite(expiresOn) || expiresOn - now > MAX_LIFETIME_MS) {
+    throw invalid(
+      `${from} ${await shown(body[from])} lies more than a year ahead (managed identity tokens live hours)`,
+      context,
+    );
   }
   const refreshIn = seconds(body.refresh_in);
-  const refreshOn = refreshIn !== undefined && refreshIn > 0
+  // A refresh time must fall inside the token's life; otherwise the default rule applies.
+  const refreshOn = refreshIn !== undefined && refreshIn > 0 && now + refreshIn * 1000 < expiresOn
     ? now + refreshIn * 1000
     : expiresOn - now > TWO_HOURS
     ? now + (expiresOn - now) / 2
@@ -166,33 +179,5 @@ export function parseTokenBody(text: string, now: number, context: ReplyContext)
     ...(typeof body.resource === "string" ? { resource: body.resource } : {}),
     ...(expiresOnFallback ? { expiresOnFallback } : {}),
     fields: body,
-  };
-}
-
-const str = (value: unknown): string | undefined => typeof value === "string" && value !== "" ? value : undefined;
-
-/**
- * Reads what an error body says, whatever the source's shape: IMDS and Arc
- * `{error, error_description}`, App Service and Azure ML `{statusCode, message, correlationId}`,
- * Cloud Shell and Service Fabric `{error: {code, message}}`. A body that is not JSON gives a
- * short excerpt as its description.
- */
-export function parseErrorBody(text: string): ErrorBody {
-  const body = parseJsonObject(text);
-  if (!body) {
-    const description = excerpt(text);
-    return description === "" ? {} : { errorDescription: description };
-  }
-  const nested = body.error !== null && typeof body.error === "object"
-    ? body.error as Record<string, unknown>
-    : undefined;
-  const error = str(body.error) ?? str(nested?.code);
-  const description = str(body.error_description) ?? str(nested?.message) ?? str(body.message) ??
-    str(body.Message);
-  const correlationId = str(body.correlationId) ?? str(body.correlation_id);
-  return {
-    ...(error ? { error } : {}),
-    ...(description ? { errorDescription: excerpt(description, 500) } : {}),
-    ...(correlationId ? { correlationId } : {}),
   };
 }

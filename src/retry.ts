@@ -3,7 +3,7 @@
  * @module
  */
 
-import { numberOption } from "./options.ts";
+import { MAX_TIMER_MS, numberOption } from "./options.ts";
 import type { RetryRules } from "./sources/source.ts";
 
 /** Retry settings of a client. */
@@ -34,7 +34,9 @@ export function retryPolicy(options: false | RetryOptions | undefined): RetryPol
   if (options === false) return { ...DEFAULT_RETRY, maxRetries: 0 };
   const policy = { ...DEFAULT_RETRY };
   for (const name of Object.keys(policy) as (keyof RetryPolicy)[]) {
-    policy[name] = numberOption(`retry.${name}`, options?.[name], policy[name], 0, name === "maxRetries");
+    const count = name === "maxRetries";
+    // Every setting but the count is a wait in milliseconds, which a timer must be able to hold.
+    policy[name] = numberOption(`retry.${name}`, options?.[name], policy[name], 0, count, count ? 100 : MAX_TIMER_MS);
   }
   return policy;
 }
@@ -55,7 +57,8 @@ export function retriableStatus(rules: RetryRules, status: number): boolean {
 export function retryAfterMs(value: string | null, now: number): number | undefined {
   if (value === null || value.trim() === "") return undefined;
   const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  // Delta seconds, also fractional with or without a leading digit (".03", "0.03", "1.").
+  if (/^(\d+\.?\d*|\.\d+)$/.test(text)) return Number(text) * 1000;
   // An HTTP date names its day or month ("Wed, 21 Oct 2015 07:28:00 GMT"); without letters,
   // Date.parse would read "-1" or "1,5" as dates in 2001.
   const date = /[a-z]/i.test(text) ? Date.parse(text) : Number.NaN;

@@ -9,7 +9,7 @@
 import { ManagedIdentityError } from "./errors.ts";
 import { retriableStatus, retryAfterMs, retryDelay, type RetryPolicy } from "./retry.ts";
 import type { HttpReply, RequestSpec, RetryRules } from "./sources/source.ts";
-import { endpointName } from "./sources/source.ts";
+import { endpointName, secretHeaderValues } from "./sources/source.ts";
 import type { FetchLike, Source } from "./types.ts";
 
 /** Bodies larger than this are refused: no managed identity endpoint sends one. */
@@ -40,24 +40,6 @@ export function abortedError(source: Source, signal: AbortSignal, endpoint?: str
     endpoint,
     cause: signal.reason,
   });
-}
-
-/**
- * The innermost useful reason of a network failure: an errno code such as `ECONNREFUSED`, or
- * else the innermost message. Used for the library's errors and by the CLI's connection check.
- */
-export function networkReason(error: unknown): string {
-  // Node wraps the socket error as `cause` (with a code such as ECONNREFUSED); Deno and Bun
-  // put it in the message. The innermost message is the most specific.
-  let current: unknown = error;
-  let message = error instanceof Error ? error.message : String(error);
-  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === "string" && /^E[A-Z_]+$/.test(code)) return code;
-    if (current.message) message = current.message;
-    current = current.cause;
-  }
-  return message;
 }
 
 async function readCapped(response: Response, spec: RequestSpec, source: Source): Promise<string> {
@@ -93,6 +75,7 @@ async function readCapped(response: Response, spec: RequestSpec, source: Source)
 export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Promise<HttpReply> {
   const { source } = options;
   const endpoint = endpointName(spec.url);
+  const secrets = secretHeaderValues(spec.headers);
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   let request: Request;
@@ -115,7 +98,16 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
   }
   try {
     const attempt = async (): Promise<HttpReply> => {
-      const response = await options.fetch(request);
+      const response: unknown = await options.fetch(request);
+      if (!(response instanceof Response)) {
+        throw new ManagedIdentityError(
+          "invalid_configuration",
+          `The fetch option must return a Response: it returned ${
+            response === null ? "null" : Array.isArray(response) ? "an array" : typeof response
+          } for the request to "${source}"`,
+          { source, endpoint },
+        );
+      }
       if ((response.status >= 300 && response.status < 400) || response.type === "opaqueredirect") {
         await response.body?.cancel().catch(() => {});
         throw new ManagedIdentityError(
@@ -129,14 +121,14 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
         body = await readCapped(response, spec, source);
       } catch (error) {
         if (error instanceof ManagedIdentityError || signal.aborted) throw error;
+        const { summarize } = await import("./failure.ts");
+        const cause = summarize(error, secrets);
         // The endpoint answered, then the connection broke: not "unavailable", but worth a retry.
         throw transient(
           new ManagedIdentityError(
             "request_failed",
-            `Cannot acquire token from "${source}": the connection broke while reading the ${response.status} answer (${
-              networkReason(error)
-            })`,
-            { source, status: response.status, endpoint, cause: error },
+            `Cannot acquire token from "${source}": the connection broke while reading the ${response.status} answer (${cause.message})`,
+            { source, status: response.status, endpoint, cause },
           ),
         );
       }
@@ -145,21 +137,24 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
     return await raceAbort(attempt(), signal);
   } catch (error) {
     if (options.signal?.aborted) throw abortedError(source, options.signal, endpoint);
+    if (error instanceof ManagedIdentityError && !timeout.aborted) throw error;
+    // A runtime's failure is summarised by src/failure.ts, which loads on the first failure only.
+    const { summarize } = await import("./failure.ts");
     if (timeout.aborted) {
       throw transient(
         new ManagedIdentityError("timeout", `Token request to "${source}" timed out after ${options.timeoutMs} ms`, {
           source,
           endpoint,
-          cause: error,
+          cause: summarize(error, secrets),
         }),
       );
     }
-    if (error instanceof ManagedIdentityError) throw error;
+    const cause = summarize(error, secrets);
     throw transient(
-      new ManagedIdentityError("unavailable", `Cannot reach "${source}" at ${endpoint}: ${networkReason(error)}`, {
+      new ManagedIdentityError("unavailable", `Cannot reach "${source}" at ${endpoint}: ${cause.message}`, {
         source,
         endpoint,
-        cause: error,
+        cause,
       }),
     );
   }
@@ -223,7 +218,10 @@ export async function send(spec: RequestSpec, options: SendOptions): Promise<Htt
       options.throttled.set(endpoint, options.now() + Math.min(retryAfter, policy.maxRetryAfterMs));
     }
     if (reply && !retriableStatus(rules, reply.status)) return reply;
-    const updating = rules === "imds" && reply?.status === 410 && options.now() - started < policy.imdsUpdateMs;
+    // IMDS's 410 keeps retrying while it is updated, unless retries are off: `retry: false` is
+    // exactly one request on every source and status.
+    const updating = rules === "imds" && reply?.status === 410 && policy.maxRetries > 0 &&
+      options.now() - started < policy.imdsUpdateMs;
     if (spec.retry === false || (retry >= policy.maxRetries && !updating)) {
       if (reply) return reply;
       throw failure!;

@@ -1,5 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type EnvRecord, TokenCache } from "../mod.ts";
 import { loopback, recorder, sendJson, testClient } from "./helpers/fake.ts";
 import { rejectsWith } from "./helpers/checks.ts";
@@ -582,4 +585,136 @@ describe("ManagedIdentityClient secrets", () => {
       });
     }
   }
+});
+
+describe("ManagedIdentityClient hostile answers", () => {
+  const ARC_ENV: EnvRecord = {
+    IDENTITY_ENDPOINT: "http://127.0.0.1:40342/metadata/identity/oauth2/token",
+    IMDS_ENDPOINT: "http://127.0.0.1:40342",
+  };
+  const SF_ENV: EnvRecord = {
+    IDENTITY_ENDPOINT: "https://127.0.0.1:2377/metadata/identity/oauth2/token",
+    IDENTITY_HEADER: "h",
+    IDENTITY_SERVER_THUMBPRINT: "AB".repeat(20),
+  };
+  const EVERY_SOURCE: [string, EnvRecord][] = [
+    ["DefaultToIMDS", IMDS],
+    ["AppService", APP_SERVICE],
+    ["AzureML", AZURE_ML],
+    ["CloudShell", CLOUD_SHELL],
+    ["ServiceFabric", SF_ENV],
+  ];
+
+  for (const expiry of [{ expires_on: 1e20 }, { expires_on: "17000000000000" }, { expires_in: 1e20 }]) {
+    test(`acquireToken() and getToken() refuse ${JSON.stringify(expiry)}, cache nothing and never give NaN`, async () => {
+      const fake = recorder(() => Response.json({ access_token: "t", ...expiry }));
+      const client = testClient({ env: APP_SERVICE, fetch: fake.fetch, retry: false });
+      const error = await rejectsWith(client.acquireToken(VAULT), "invalid_response");
+      assert.match(error.message, /more than a year ahead/);
+      await rejectsWith(client.getToken(`${VAULT}/.default`), "invalid_response");
+      assert.equal(fake.seen.length, 2, "nothing was cached: the second call asked again");
+    });
+  }
+
+  for (const [name, env] of EVERY_SOURCE) {
+    test(`acquireToken() with retry: false makes exactly one request on ${name}, whatever the status`, async () => {
+      for (const status of [404, 408, 410, 429, 500, 503, 504]) {
+        const fake = recorder(() =>
+          Response.json({ error: "busy" }, { status, headers: status === 429 ? { "retry-after": "1" } : {} })
+        );
+        // The clock moves by each wait, so that a wrongly retried IMDS 410 ends after 70 s of it.
+        let clock = NOW;
+        const sleeps: number[] = [];
+        const client = testClient({ env, fetch: fake.fetch, retry: false }, {
+          now: () => clock,
+          sleep: (ms) => {
+            clock += ms;
+            sleeps.push(ms);
+            return Promise.resolve();
+          },
+        });
+        await rejectsWith(client.acquireToken(VAULT), "request_failed");
+        assert.equal(fake.seen.length, 1, `${name} ${status}`);
+        assert.deepEqual(sleeps, []);
+      }
+    });
+  }
+
+  test("acquireToken() with retry: false makes exactly one request on AzureArc after its challenge", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "azmi-retry-"));
+    try {
+      await writeFile(join(dir, "a.key"), "arc-key");
+      const fake = recorder((request) =>
+        request.headers.has("authorization")
+          ? Response.json({ error: "updating" }, { status: 503 })
+          : new Response(null, { status: 401, headers: { "www-authenticate": `Basic realm=${join(dir, "a.key")}` } })
+      );
+      const client = testClient({ env: ARC_ENV, fetch: fake.fetch, retry: false }, { arcTokenDirectory: dir });
+      await rejectsWith(client.acquireToken(VAULT), "request_failed");
+      assert.deepEqual(fake.seen.map((seen) => seen.headers.has("authorization")), [false, true]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("acquireToken() with retry: false makes one request when the connection fails", async () => {
+    let calls = 0;
+    const client = testClient({
+      env: APP_SERVICE,
+      fetch: () => {
+        calls++;
+        return Promise.reject(new TypeError("fetch failed"));
+      },
+      retry: false,
+    });
+    await rejectsWith(client.acquireToken(VAULT), "unavailable");
+    assert.equal(calls, 1);
+  });
+
+  for (
+    const [name, value] of [["undefined", undefined], ["null", null], ["a plain object", { status: 200 }], [
+      "a string",
+      "ok",
+    ]] as const
+  ) {
+    test(`acquireToken() reports invalid_configuration when a custom fetch returns ${name}, not a raw TypeError`, async () => {
+      const client = testClient({ env: APP_SERVICE, fetch: (() => value) as never, retry: false });
+      const error = await rejectsWith(client.acquireToken(VAULT), "invalid_configuration");
+      assert.match(error.message, /The fetch option must return a Response/);
+    });
+  }
+});
+
+describe("ManagedIdentityClient millisecond options", () => {
+  const LIMIT = 2_147_483_647;
+  for (
+    const [name, options] of [
+      ["timeoutMs", { timeoutMs: 3e9 }],
+      ["retry.delayMs", { retry: { delayMs: 3e9 } }],
+      ["retry.maxRetryAfterMs", { retry: { maxRetryAfterMs: 3e9 } }],
+      ["retry.imdsUpdateMs", { retry: { imdsUpdateMs: 3e9 } }],
+    ] as const
+  ) {
+    test(`new ManagedIdentityClient() refuses ${name} 3e9 (past what a timer can hold) with a RangeError that says the limit`, () => {
+      assert.throws(() => testClient({ env: APP_SERVICE, ...options }), (error: unknown) => {
+        assert.ok(error instanceof RangeError);
+        assert.ok(error.message.includes(`"${name}"`), error.message);
+        assert.ok(error.message.includes(String(LIMIT)), error.message);
+        return true;
+      });
+    });
+  }
+
+  test("new ManagedIdentityClient() takes the longest timer, and a request under it does not time out at once", async () => {
+    const client = testClient({
+      env: APP_SERVICE,
+      timeoutMs: LIMIT,
+      retry: { delayMs: LIMIT, maxRetryAfterMs: LIMIT, imdsUpdateMs: LIMIT },
+      fetch: () =>
+        new Promise<Response>((resolve) =>
+          setTimeout(() => resolve(Response.json({ access_token: "t", expires_in: 3600 })), 20)
+        ),
+    });
+    assert.equal((await client.acquireToken(VAULT)).accessToken, "t");
+  });
 });

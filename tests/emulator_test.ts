@@ -223,7 +223,7 @@ describe("createEmulator() endpoints", () => {
 });
 
 describe("emulator fault injection", () => {
-  const env = { IDENTITY_ENDPOINT: "http://emulator/msi/token", IDENTITY_HEADER: "s3cret" };
+  const env = { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/msi/token", IDENTITY_HEADER: "s3cret" };
 
   test("a scripted 500 then normal behaviour: the client retries and gets a token", async () => {
     const emulator = createEmulator({ secret: "s3cret", faults: { AppService: [{ status: 500 }] } });

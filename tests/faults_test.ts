@@ -192,9 +192,9 @@ async function withRig(
         ? {
           arcFileSystem: {
             lstat: (path: string) => fsp.lstat(path),
-            readFile: async (path: string, encoding: "utf8") => {
+            open: async (path: string, flags: number) => {
               await open.close();
-              return await fsp.readFile(path, encoding);
+              return await fsp.open(path, flags);
             },
           },
         }

@@ -2,8 +2,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { ManagedIdentityError } from "../mod.ts";
-import { parseErrorBody, parseExpiresOn, parseTokenBody, type ReplyContext } from "../src/response.ts";
-import { excerpt } from "../src/redact.ts";
+import { parseExpiresOn, parseTokenBody, type ReplyContext } from "../src/response.ts";
+import { parseErrorBody } from "../src/failure.ts";
 
 // 2024-01-15 10:30:00 UTC, the instant most expiry forms below spell.
 const T = Date.UTC(2024, 0, 15, 10, 30, 0);
@@ -16,10 +16,10 @@ const NOW = 1_700_000_000_000;
 // A JWT-shaped token: three base64url parts.
 const JWT = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0LmF6dXJlLm5ldCJ9.c2lnbmF0dXJlLXZhbHVl";
 
-function invalidResponse(run: () => unknown): ManagedIdentityError {
+async function invalidResponse(run: () => unknown): Promise<ManagedIdentityError> {
   let caught: unknown;
   try {
-    run();
+    await run();
   } catch (error) {
     caught = error;
   }
@@ -111,8 +111,13 @@ describe("parseExpiresOn()", () => {
     assert.equal(parseExpiresOn(true), undefined);
     assert.equal(parseExpiresOn(Number.NaN), undefined);
     assert.equal(parseExpiresOn(Number.POSITIVE_INFINITY), undefined);
-    assert.equal(parseExpiresOn("-1705314600"), undefined);
     assert.equal(parseExpiresOn("2024-01-15T10:30:00+2"), undefined);
+  });
+
+  test("parseExpiresOn() reads a negative digit string as the negative number it spells", () => {
+    // One rule for numbers and numeric strings: a time in the past either way (never cached).
+    assert.equal(parseExpiresOn("-1705314600"), -1705314600000);
+    assert.equal(parseExpiresOn(-1705314600), -1705314600000);
   });
 
   test("parseExpiresOn() reads offset-less date strings as UTC in a process whose local zone is not UTC", () => {
@@ -141,20 +146,20 @@ console.log(JSON.stringify([new Date(0).getTimezoneOffset(), parseExpiresOn("202
 });
 
 describe("parseTokenBody()", () => {
-  test("parseTokenBody() reads expires_in as a number", () => {
-    const token = parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 3600 }), NOW, context);
+  test("parseTokenBody() reads expires_in as a number", async () => {
+    const token = await parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 3600 }), NOW, context);
     assert.equal(token.accessToken, "t");
     assert.equal(token.expiresOn, NOW + HOUR);
     assert.equal(token.expiresOnFallback, undefined);
   });
 
-  test("parseTokenBody() reads expires_in as a numeric string", () => {
-    const token = parseTokenBody(JSON.stringify({ access_token: "t", expires_in: "3600" }), NOW, context);
+  test("parseTokenBody() reads expires_in as a numeric string", async () => {
+    const token = await parseTokenBody(JSON.stringify({ access_token: "t", expires_in: "3600" }), NOW, context);
     assert.equal(token.expiresOn, NOW + HOUR);
   });
 
-  test("parseTokenBody() prefers expires_on over expires_in", () => {
-    const token = parseTokenBody(
+  test("parseTokenBody() prefers expires_on over expires_in", async () => {
+    const token = await parseTokenBody(
       JSON.stringify({ access_token: "t", expires_on: String(T_SECONDS), expires_in: "60" }),
       T - HOUR,
       context,
@@ -163,8 +168,8 @@ describe("parseTokenBody()", () => {
     assert.equal(token.expiresOnFallback, undefined);
   });
 
-  test("parseTokenBody() reads a date string expires_on", () => {
-    const token = parseTokenBody(
+  test("parseTokenBody() reads a date string expires_on", async () => {
+    const token = await parseTokenBody(
       JSON.stringify({ access_token: "t", expires_on: "1/15/2024 10:30:00 AM +00:00" }),
       T - HOUR,
       context,
@@ -172,8 +177,8 @@ describe("parseTokenBody()", () => {
     assert.equal(token.expiresOn, T);
   });
 
-  test("parseTokenBody() falls back to expires_in when expires_on is unparsable and says so", () => {
-    const token = parseTokenBody(
+  test("parseTokenBody() falls back to expires_in when expires_on is unparsable and says so", async () => {
+    const token = await parseTokenBody(
       JSON.stringify({ access_token: "t", expires_on: "soon", expires_in: 3600 }),
       NOW,
       context,
@@ -183,50 +188,54 @@ describe("parseTokenBody()", () => {
     assert.match(token.expiresOnFallback ?? "", /"soon"/);
   });
 
-  test("parseTokenBody() refuses a body with neither expires_on nor expires_in", () => {
-    const error = invalidResponse(() => parseTokenBody(JSON.stringify({ access_token: "t" }), NOW, context));
+  test("parseTokenBody() refuses a body with neither expires_on nor expires_in", async () => {
+    const error = await invalidResponse(() => parseTokenBody(JSON.stringify({ access_token: "t" }), NOW, context));
     assert.match(error.message, /expires_on/);
     assert.equal(error.endpoint, context.endpoint);
   });
 
-  test("parseTokenBody() refuses an unparsable expires_on without expires_in", () => {
-    invalidResponse(() => parseTokenBody(JSON.stringify({ access_token: "t", expires_on: "soon" }), NOW, context));
-    invalidResponse(() =>
+  test("parseTokenBody() refuses an unparsable expires_on without expires_in", async () => {
+    await invalidResponse(() =>
+      parseTokenBody(JSON.stringify({ access_token: "t", expires_on: "soon" }), NOW, context)
+    );
+    await invalidResponse(() =>
       parseTokenBody(JSON.stringify({ access_token: "t", expires_on: "soon", expires_in: "later" }), NOW, context)
     );
   });
 
-  test("parseTokenBody() refuses a missing, empty or non-string access_token", () => {
+  test("parseTokenBody() refuses a missing, empty or non-string access_token", async () => {
     for (const accessToken of [undefined, "", 42, null, true, ["t"], { value: "t" }]) {
       const body = JSON.stringify({ access_token: accessToken, expires_in: 3600 });
-      const error = invalidResponse(() => parseTokenBody(body, NOW, context));
+      const error = await invalidResponse(() => parseTokenBody(body, NOW, context));
       assert.match(error.message, /access_token/);
     }
   });
 
-  test("parseTokenBody() defaults token_type to Bearer", () => {
+  test("parseTokenBody() defaults token_type to Bearer", async () => {
     assert.equal(
-      parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 60 }), NOW, context).tokenType,
+      (await parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 60 }), NOW, context)).tokenType,
       "Bearer",
     );
     assert.equal(
-      parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 60, token_type: "" }), NOW, context).tokenType,
+      (await parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 60, token_type: "" }), NOW, context))
+        .tokenType,
       "Bearer",
     );
     assert.equal(
-      parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 60, token_type: "pop" }), NOW, context).tokenType,
+      (await parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 60, token_type: "pop" }), NOW, context))
+        .tokenType,
       "pop",
     );
   });
 
-  test("parseTokenBody() sets refreshOn to now plus refresh_in", () => {
-    const token = parseTokenBody(
+  test("parseTokenBody() sets refreshOn to now plus refresh_in", async () => {
+    const token = await parseTokenBody(
       JSON.stringify({ access_token: "t", expires_in: 86400, refresh_in: 600 }),
       NOW,
       context,
     );
     assert.equal(token.refreshOn, NOW + 600_000);
-    const short = parseTokenBody(
+    const short = await parseTokenBody(
       JSON.stringify({ access_token: "t", expires_in: 3600, refresh_in: "1800" }),
       NOW,
       context,
@@ -234,13 +243,13 @@ describe("parseTokenBody()", () => {
     assert.equal(short.refreshOn, NOW + 1_800_000);
   });
 
-  test("parseTokenBody() refreshes a token living over 2 hours at half its remaining lifetime", () => {
-    const day = parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 86400 }), NOW, context);
+  test("parseTokenBody() refreshes a token living over 2 hours at half its remaining lifetime", async () => {
+    const day = await parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 86400 }), NOW, context);
     assert.equal(day.refreshOn, NOW + 12 * HOUR);
-    const justOver = parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 7201 }), NOW, context);
+    const justOver = await parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 7201 }), NOW, context);
     assert.equal(justOver.refreshOn, NOW + 3_600_500);
     // From an absolute expires_on: 3 hours remain, so half is 1.5 hours.
-    const absolute = parseTokenBody(
+    const absolute = await parseTokenBody(
       JSON.stringify({ access_token: "t", expires_on: T_SECONDS }),
       T - 3 * HOUR,
       context,
@@ -248,16 +257,16 @@ describe("parseTokenBody()", () => {
     assert.equal(absolute.refreshOn, T - 3 * HOUR + 1.5 * HOUR);
   });
 
-  test("parseTokenBody() sets no refreshOn for a token living 2 hours or less", () => {
-    const twoHours = parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 7200 }), NOW, context);
+  test("parseTokenBody() sets no refreshOn for a token living 2 hours or less", async () => {
+    const twoHours = await parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 7200 }), NOW, context);
     assert.equal(twoHours.refreshOn, undefined);
     assert.ok(!("refreshOn" in twoHours));
-    const hour = parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 3600 }), NOW, context);
+    const hour = await parseTokenBody(JSON.stringify({ access_token: "t", expires_in: 3600 }), NOW, context);
     assert.ok(!("refreshOn" in hour));
   });
 
-  test("parseTokenBody() keeps resource and the body's fields", () => {
-    const token = parseTokenBody(
+  test("parseTokenBody() keeps resource and the body's fields", async () => {
+    const token = await parseTokenBody(
       JSON.stringify({ access_token: "t", expires_in: 60, resource: "https://vault.azure.net", client_id: "c" }),
       NOW,
       context,
@@ -266,7 +275,7 @@ describe("parseTokenBody()", () => {
     assert.equal(token.fields.client_id, "c");
   });
 
-  test("parseTokenBody() refuses malformed bodies with invalid_response", () => {
+  test("parseTokenBody() refuses malformed bodies with invalid_response", async () => {
     const bodies = [
       "not json",
       "<html><body><h1>502 Bad Gateway</h1></body></html>",
@@ -279,12 +288,12 @@ describe("parseTokenBody()", () => {
       '{"access_token":"t","expires_in":3600',
     ];
     for (const body of bodies) {
-      const error = invalidResponse(() => parseTokenBody(body, NOW, context));
+      const error = await invalidResponse(() => parseTokenBody(body, NOW, context));
       assert.match(error.message, /AppService/);
     }
   });
 
-  test("parseTokenBody() never puts the token of a truncated body in the message", () => {
+  test("parseTokenBody() never puts the token of a truncated body in the message", async () => {
     const opaque = "opaque-token-value-1234";
     const bodies = [
       `{"access_token":"${JWT.slice(0, 60)}`,
@@ -294,19 +303,74 @@ describe("parseTokenBody()", () => {
       `<html><pre>{"access_token":"${opaque}"}</pre>`,
     ];
     for (const body of bodies) {
-      const error = invalidResponse(() => parseTokenBody(body, NOW, context));
+      const error = await invalidResponse(() => parseTokenBody(body, NOW, context));
       const shown = `${error.message}\n${JSON.stringify(error)}\n${String(error.cause)}`;
       assert.ok(!shown.includes(opaque), `token leaked for body ${body}: ${shown}`);
       assert.ok(!shown.includes(JWT.slice(0, 20)), `JWT leaked for body ${body}: ${shown}`);
     }
   });
 
-  test("parseTokenBody() never puts the token in the message when expiry is missing", () => {
-    const error = invalidResponse(() =>
+  test("parseTokenBody() never puts the token in the message when expiry is missing", async () => {
+    const error = await invalidResponse(() =>
       parseTokenBody(JSON.stringify({ access_token: JWT, expires_on: "soon" }), NOW, context)
     );
     assert.ok(!error.message.includes(JWT.slice(0, 20)));
     assert.ok(!JSON.stringify(error).includes(JWT.slice(0, 20)));
+  });
+});
+
+describe("parseTokenBody() hostile expiries", () => {
+  const YEAR_S = 365 * 24 * 3600;
+  // Each would otherwise give NaN, an Invalid Date or a date in the year 58882, cached forever.
+  const hostile: [string, Record<string, unknown>][] = [
+    ["expires_on 1e20", { expires_on: 1e20 }],
+    ["expires_on 1e300", { expires_on: 1e300 }],
+    ["expires_on as a string of 14 digits", { expires_on: "17000000000000" }],
+    ["expires_on as a string of 20 digits", { expires_on: "99999999999999999999" }],
+    ["expires_on in milliseconds taken as seconds", { expires_on: NOW + 3_600_000 }],
+    ["expires_on in milliseconds as a string", { expires_on: String(NOW + 3_600_000) }],
+    ["expires_on a year and a second ahead", { expires_on: NOW / 1000 + YEAR_S + 1 }],
+    ["expires_on in the year 9999", { expires_on: "9999-12-31T23:59:59Z" }],
+    ["expires_in 1e20", { expires_in: 1e20 }],
+    ["expires_in as a string of 14 digits", { expires_in: "17000000000000" }],
+    ["expires_in a year and a second", { expires_in: YEAR_S + 1 }],
+    ["expires_in 1e308 (Infinity once in milliseconds)", { expires_in: 1e308 }],
+  ];
+  for (const [name, fields] of hostile) {
+    test(`parseTokenBody() refuses ${name} with invalid_response`, async () => {
+      const error = await invalidResponse(() =>
+        parseTokenBody(JSON.stringify({ access_token: "t", ...fields }), NOW, context)
+      );
+      assert.match(error.message, /more than a year ahead/);
+    });
+  }
+
+  test("parseTokenBody() refuses an expires_in that JSON reads as Infinity (1e400)", async () => {
+    const error = await invalidResponse(() => parseTokenBody('{"access_token":"t","expires_in":1e400}', NOW, context));
+    assert.match(error.message, /expires_in/);
+  });
+
+  test("parseTokenBody() accepts an expiry of exactly a year, and a day-long one", async () => {
+    const yearBody = JSON.stringify({ access_token: "t", expires_in: YEAR_S });
+    assert.equal((await parseTokenBody(yearBody, NOW, context)).expiresOn, NOW + YEAR_S * 1000);
+    const day = JSON.stringify({ access_token: "t", expires_on: NOW / 1000 + 86_400 });
+    assert.equal((await parseTokenBody(day, NOW, context)).expiresOn, NOW + 86_400_000);
+  });
+
+  test('parseTokenBody() reads expires_in -100 and "-100" alike: a token already expired', async () => {
+    for (const expiresIn of [-100, "-100", " -100 "]) {
+      const parsed = await parseTokenBody(JSON.stringify({ access_token: "t", expires_in: expiresIn }), NOW, context);
+      assert.equal(parsed.expiresOn, NOW - 100_000, JSON.stringify(expiresIn));
+    }
+  });
+
+  test("parseTokenBody() ignores a refresh_in past the expiry, or not finite, and keeps the default rule", async () => {
+    for (const refreshIn of [1e300, 7200, "1e5", -5]) {
+      const body = JSON.stringify({ access_token: "t", expires_in: 3600, refresh_in: refreshIn });
+      assert.equal((await parseTokenBody(body, NOW, context)).refreshOn, undefined, JSON.stringify(refreshIn));
+    }
+    const long = JSON.stringify({ access_token: "t", expires_in: 86_400, refresh_in: 1e300 });
+    assert.equal((await parseTokenBody(long, NOW, context)).refreshOn, NOW + 43_200_000);
   });
 });
 
@@ -368,55 +432,5 @@ describe("parseErrorBody()", () => {
     assert.equal(said.errorDescription, "token [redacted] refused");
     const text = parseErrorBody(`{"access_token":"opaque-token-value-1234"`);
     assert.ok(!(text.errorDescription ?? "").includes("opaque-token-value-1234"));
-  });
-});
-
-describe("excerpt()", () => {
-  test("excerpt() redacts JWT-shaped strings", () => {
-    assert.equal(excerpt(JWT), "[redacted]");
-    assert.equal(excerpt(`Bearer ${JWT} is expired`), "Bearer [redacted] is expired");
-    assert.equal(excerpt(`truncated ${JWT.slice(0, 30)}`), "truncated [redacted]");
-  });
-
-  test("excerpt() redacts long opaque strings", () => {
-    const opaque = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9v+/=";
-    assert.equal(excerpt(`key ${opaque} end`), "key [redacted] end");
-    assert.equal(excerpt("a".repeat(40)), "[redacted]");
-    assert.equal(excerpt("a".repeat(39)), "a".repeat(39));
-  });
-
-  test("excerpt() redacts the value of a token field whatever its length", () => {
-    assert.equal(excerpt('{"access_token":"short"}'), '{"access_token":"[redacted]"}');
-    assert.equal(
-      excerpt('{"refresh_token": "r", "id_token":"i"}'),
-      '{"refresh_token": "[redacted]", "id_token":"[redacted]"}',
-    );
-  });
-
-  test("excerpt() redacts a short token named outside JSON syntax", () => {
-    // Proxies and non-JSON error pages echo tokens in query-string or log form; a short
-    // (non-JWT, under 40 characters) token there is caught by neither pattern but the field name.
-    for (
-      const text of [
-        "Unauthorized: access_token=opaque-1234&expires_in=3600",
-        'Unauthorized: access_token: "opaque-1234"',
-        "{'access_token': 'opaque-1234'}",
-      ]
-    ) {
-      const shown = excerpt(text);
-      assert.ok(!shown.includes("opaque-1234"), `token shown in ${shown}`);
-    }
-  });
-
-  test("excerpt() drops HTML tags and collapses whitespace", () => {
-    assert.equal(excerpt("<p>Gateway\n\n  <b>Timeout</b></p>"), "Gateway Timeout");
-  });
-
-  test("excerpt() truncates to the limit with an ellipsis", () => {
-    assert.equal(excerpt("hello world", 5), "hello...");
-    const long = excerpt("word ".repeat(100));
-    assert.equal(long.length, 163);
-    assert.ok(long.endsWith("..."));
-    assert.equal(excerpt("short"), "short");
   });
 });

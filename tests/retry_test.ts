@@ -104,6 +104,13 @@ describe("retryAfterMs()", () => {
     assert.equal(retryAfterMs(" 30 ", NOW), 30_000);
   });
 
+  test("retryAfterMs() reads fractional seconds without a leading digit, or with a trailing point", () => {
+    assert.equal(retryAfterMs(".03", NOW), 30);
+    assert.equal(retryAfterMs(" .5 ", NOW), 500);
+    assert.equal(retryAfterMs("1.", NOW), 1000);
+    assert.equal(retryAfterMs(".", NOW), undefined);
+  });
+
   test("retryAfterMs() reads fractional seconds", () => {
     assert.equal(retryAfterMs("0.5", NOW), 500);
     assert.equal(retryAfterMs("1.25", NOW), 1250);
@@ -186,9 +193,25 @@ describe("sleep()", () => {
     assert.ok(performance.now() - started >= 18, `resolved after ${performance.now() - started} ms`);
   });
 
-  test("sleep() resolves with a signal that never aborts", async () => {
+  test("sleep() resolves with a signal that never aborts, and leaves no listener on it", async () => {
     const controller = new AbortController();
-    await sleep(1, controller.signal);
+    const { signal } = controller;
+    const listening = new Set<unknown>();
+    // Counts the listeners on this one signal (an instance property, no global is touched).
+    const add = signal.addEventListener.bind(signal);
+    const remove = signal.removeEventListener.bind(signal);
+    signal.addEventListener = ((type: string, listener: EventListener, options?: AddEventListenerOptions) => {
+      listening.add(listener);
+      add(type, listener, options);
+    }) as typeof signal.addEventListener;
+    signal.removeEventListener = ((type: string, listener: EventListener) => {
+      listening.delete(listener);
+      remove(type, listener);
+    }) as typeof signal.removeEventListener;
+    const waited = sleep(1, signal);
+    assert.equal(listening.size, 1, "sleep() listens for the abort while it waits");
+    assert.equal(await waited, undefined);
+    assert.equal(listening.size, 0, "the listener is removed once the wait is over");
     controller.abort();
   });
 

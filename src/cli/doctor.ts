@@ -11,7 +11,8 @@ import type { FetchLike, IdentityOptions, Source } from "../../mod.ts";
 import { ARC_LINUX_TOKEN_DIRECTORY } from "../arc_key.ts";
 import type { CliIo } from "../cli.ts";
 import { readClaims } from "../emulator/mod.ts";
-import { networkReason } from "../transport.ts";
+import { endpointText } from "../redact.ts";
+import { networkReason } from "../failure.ts";
 import { IDENTITY_FLAGS, identityOf, onePositional, parseArgs, TIMEOUT_FLAG, timeoutOf } from "./args.ts";
 import { EXIT_CODES, exitCodeOf } from "./common.ts";
 import { detect, type Detection } from "./detect.ts";
@@ -148,7 +149,8 @@ async function probe(endpoint: string, io: CliIo, timeoutMs: number): Promise<Pr
     const status = response.type === "opaqueredirect" ? "a redirect" : `HTTP ${response.status}`;
     return { outcome: "answered", ms, detail: status };
   } catch (error) {
-    const reason = networkReason(error);
+    // A runtime's message may quote what the endpoint sent: shown only through the one gate.
+    const reason = endpointText(networkReason(error), [], 200);
     const tls = url.protocol === "https:" && /cert|tls|ssl|handshake|self.signed|issuer/i.test(reason);
     return { outcome: tls ? "tls" : "refused", ms: elapsed(), detail: reason };
   } finally {

@@ -134,7 +134,7 @@ function errorBody(source: Source, status: number, code: string, message: string
  *
  * const emulator = createEmulator();
  * const client = new ManagedIdentityClient({
- *   env: { IDENTITY_ENDPOINT: "http://emulator/msi/token", IDENTITY_HEADER: emulator.secret },
+ *   env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/msi/token", IDENTITY_HEADER: emulator.secret },
  *   fetch: emulator.handler("AppService"),
  *   cache: new TokenCache(),
  * });

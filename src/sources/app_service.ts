@@ -3,15 +3,16 @@
  * @module
  */
 
-import { endpointUrl, identityQuery, type SourceDefinition, withQuery } from "./source.ts";
+import { identityQuery, readEndpoint, type SourceDefinition, withQuery } from "./source.ts";
 
 /** `GET $IDENTITY_ENDPOINT?api-version=2019-08-01&resource=...` with `X-IDENTITY-HEADER`. */
 export const appService: SourceDefinition = {
   name: "AppService",
   retry: "standard",
+  endpoint: { name: "IDENTITY_ENDPOINT" },
   identities: { parameters: { clientId: "client_id", objectId: "object_id", resourceId: "mi_res_id" } },
   buildRequest({ resource, identity, env }) {
-    const endpoint = endpointUrl("AppService", "IDENTITY_ENDPOINT", env("IDENTITY_ENDPOINT"));
+    const endpoint = readEndpoint(appService, env);
     return {
       method: "GET",
       url: withQuery(endpoint, {

@@ -6,14 +6,7 @@
 
 import type { ArcKeyFileSystem } from "../arc_key.ts";
 import { currentPlatform } from "../runtime.ts";
-import {
-  endpointUrl,
-  httpError,
-  identityQuery,
-  parseStandardReply,
-  type SourceDefinition,
-  withQuery,
-} from "./source.ts";
+import { identityQuery, parseStandardReply, readEndpoint, type SourceDefinition, withQuery } from "./source.ts";
 
 /** The agent's endpoint when `IDENTITY_ENDPOINT` is unset. */
 export const ARC_DEFAULT_ENDPOINT = "http://127.0.0.1:40342/metadata/identity/oauth2/token";
@@ -35,6 +28,7 @@ export interface ArcConfig {
 export const azureArc: SourceDefinition = {
   name: "AzureArc",
   retry: "standard",
+  endpoint: { name: "IDENTITY_ENDPOINT", fallback: ARC_DEFAULT_ENDPOINT },
   identities: { parameters: { clientId: "client_id", objectId: "object_id", resourceId: "msi_res_id" } },
   configure(env, internal): ArcConfig {
     return {
@@ -45,7 +39,7 @@ export const azureArc: SourceDefinition = {
     };
   },
   buildRequest({ resource, identity, env }) {
-    const endpoint = endpointUrl("AzureArc", "IDENTITY_ENDPOINT", env("IDENTITY_ENDPOINT") ?? ARC_DEFAULT_ENDPOINT);
+    const endpoint = readEndpoint(azureArc, env);
     return {
       method: "GET",
       url: withQuery(endpoint, {
@@ -62,5 +56,5 @@ export const azureArc: SourceDefinition = {
   // standard reply handling is handed over rather than imported, so that it stays in the
   // eager bundle alone instead of becoming a chunk of its own.
   parseReply: async (reply, context) =>
-    (await import("../arc_key.ts")).parseArcReply(reply, context, { httpError, parseStandardReply }),
+    (await import("../arc_key.ts")).parseArcReply(reply, context, { parseStandardReply }),
 };

@@ -3,7 +3,7 @@
  * @module
  */
 
-import { endpointUrl, identityParameter, type SourceDefinition, withQuery } from "./source.ts";
+import { identityParameter, readEndpoint, type SourceDefinition, withQuery } from "./source.ts";
 
 /**
  * `GET $MSI_ENDPOINT?api-version=2017-09-01&resource=...&clientid=...` with `secret` and
@@ -13,12 +13,13 @@ import { endpointUrl, identityParameter, type SourceDefinition, withQuery } from
 export const azureMl: SourceDefinition = {
   name: "AzureML",
   retry: "standard",
+  endpoint: { name: "MSI_ENDPOINT" },
   identities: {
     parameters: { clientId: "clientid" },
     refusal: "Azure ML supports a user-assigned identity by client ID only",
   },
   buildRequest({ resource, identity, env }) {
-    const endpoint = endpointUrl("AzureML", "MSI_ENDPOINT", env("MSI_ENDPOINT"));
+    const endpoint = readEndpoint(azureMl, env);
     identityParameter(azureMl, identity);
     const clientId = identity.kind === "clientId" ? identity.value : env("DEFAULT_IDENTITY_CLIENT_ID") ?? "";
     return {

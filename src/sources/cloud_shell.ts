@@ -3,7 +3,7 @@
  * @module
  */
 
-import { endpointUrl, type SourceDefinition } from "./source.ts";
+import { readEndpoint, type SourceDefinition } from "./source.ts";
 
 /**
  * `POST $MSI_ENDPOINT` with the form body `resource=...`. The body is built with the request,
@@ -12,11 +12,12 @@ import { endpointUrl, type SourceDefinition } from "./source.ts";
 export const cloudShell: SourceDefinition = {
   name: "CloudShell",
   retry: "standard",
+  endpoint: { name: "MSI_ENDPOINT" },
   identities: { parameters: {}, refusal: "Cloud Shell supports only the system-assigned identity" },
   buildRequest({ resource, env }) {
     return {
       method: "POST",
-      url: endpointUrl("CloudShell", "MSI_ENDPOINT", env("MSI_ENDPOINT")),
+      url: readEndpoint(cloudShell, env),
       headers: { "Metadata": "true", "Content-Type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({ resource }).toString(),
     };

@@ -6,7 +6,7 @@
 
 import { ManagedIdentityError } from "../errors.ts";
 import type { FetchLike } from "../types.ts";
-import { endpointUrl, type SourceDefinition, withQuery } from "./source.ts";
+import { readEndpoint, type SourceDefinition, withQuery } from "./source.ts";
 
 /** What Service Fabric captures at construction. */
 export interface ServiceFabricConfig {
@@ -27,12 +27,14 @@ async function sha256Hex(text: string): Promise<string> {
 export const serviceFabric: SourceDefinition = {
   name: "ServiceFabric",
   retry: "standard",
+  // Any host: the pinned certificate, not the address, is the trust (a cluster node's IP).
+  endpoint: { name: "IDENTITY_ENDPOINT", rule: "pinned" },
   identities: {
     parameters: {},
     refusal: "the identity is set by the cluster's configuration, see https://aka.ms/servicefabricmi",
   },
   configure(env): ServiceFabricConfig {
-    const endpoint = endpointUrl("ServiceFabric", "IDENTITY_ENDPOINT", env("IDENTITY_ENDPOINT"));
+    const endpoint = readEndpoint(serviceFabric, env);
     if (endpoint.protocol !== "https:" || endpoint.hostname === "") {
       throw new ManagedIdentityError(
         "invalid_configuration",

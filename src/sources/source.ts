@@ -8,9 +8,8 @@
 import type { EnvReader } from "../env.ts";
 import { ManagedIdentityError } from "../errors.ts";
 import type { Identity, IdentityKind } from "../identity.ts";
-import { type ParsedToken, parseErrorBody, parseTokenBody, type ReplyContext } from "../response.ts";
+import { type ParsedToken, parseTokenBody, type ReplyContext } from "../response.ts";
 import type { InternalOptions } from "../internal.ts";
-import { scrub } from "../redact.ts";
 import type { FetchLike, Source } from "../types.ts";
 
 /** An HTTP request, described; the transport turns it into a `Request` on each attempt. */
@@ -70,9 +69,20 @@ export interface IdentitySupport {
   readonly refusal?: string;
 }
 
+/** The variable that names a source's endpoint. */
+export interface EndpointVariable {
+  readonly name: string;
+  /** The endpoint when the variable is unset. */
+  readonly fallback?: string;
+  /** How its host is checked; `local` by default. */
+  readonly rule?: HostRule;
+}
+
 /** One managed identity source. */
 export interface SourceDefinition {
   readonly name: Source;
+  /** Where the endpoint comes from: checked at construction and read again for each request. */
+  readonly endpoint: EndpointVariable;
   readonly retry: RetryRules;
   readonly identities: IdentitySupport;
   /** Runs once at construction: captures and validates what must not change later. */
@@ -82,7 +92,7 @@ export interface SourceDefinition {
   /** Turns (resource, identity, env) into a request. Pure (async only for Web Crypto hashing). */
   readonly buildRequest: (context: BuildContext) => RequestSpec | Promise<RequestSpec>;
   /** Turns a response into a token or a next request; defaults to {@linkcode parseStandardReply}. */
-  readonly parseReply?: (reply: HttpReply, context: ParseContext) => ParseOutcome | Promise<ParseOutcome>;
+  readonly parseReply?: (reply: HttpReply, context: ParseContext) => Promise<ParseOutcome>;
 }
 
 /** The query parameter for the identity, or `undefined` for system-assigned; refuses unsupported kinds. */
@@ -114,17 +124,59 @@ export function withQuery(endpoint: string | URL, params: Record<string, string 
   return url;
 }
 
-/** Reads an endpoint variable as an absolute http(s) URL. */
-export function endpointUrl(source: Source, name: string, value: string | undefined): URL {
+/**
+ * Whether `url` names a host on this machine or its private network, as an IP literal or
+ * `localhost` (after WHATWG parsing, so `2130706433` and `127.1` are 127.0.0.1): loopback
+ * (127.0.0.0/8, `[::1]`), link-local (169.254.0.0/16, `[fe80::]/10`) or private (10.0.0.0/8,
+ * 172.16.0.0/12, 192.168.0.0/16, `[fc00::]/7`). Never a DNS name other than `localhost`, never
+ * 0.0.0.0 or a public address. Private ranges are allowed, beyond msal-node's loopback and
+ * link-local rule (msal-js PR 8682), because real platforms use them: Linux Functions and App
+ * Service on `172.16.x.x` or `169.254.x.x` hosts, Container Instances on `10.x.x.x`.
+ */
+export function isLocalHost(url: URL): boolean {
+  const host = url.hostname.toLowerCase();
+  if (host === "localhost") return true;
+  const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(host)?.slice(1).map(Number);
+  if (v4) {
+    const [a, b] = v4 as [number, number];
+    return a === 127 || a === 10 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b < 32) ||
+      (a === 192 && b === 168);
+  }
+  // IPv6 literals, serialised by URL in their shortest form: ::1, fe80::/10, fc00::/7.
+  return host === "[::1]" || /^\[(fe[89ab][0-9a-f]|f[cd][0-9a-f]{2}):/.test(host);
+}
+
+/** How an endpoint variable's host is checked: on this machine or its network, or (pinned TLS) anywhere. */
+export type HostRule = "local" | "pinned";
+
+/**
+ * Reads an endpoint variable as an absolute http(s) URL, refusing credentials in it (a runtime
+ * would send them as `Authorization: Basic`) and, under the `local` rule, a host that is not on
+ * this machine or its private network ({@linkcode isLocalHost}), so that a secret header is never
+ * sent elsewhere. The value is quoted in errors without any user information it holds.
+ *
+ * @throws {ManagedIdentityError} `invalid_configuration`, naming the variable and the rule.
+ */
+export function endpointUrl(source: Source, name: string, value: string | undefined, rule: HostRule = "local"): URL {
   const url = value === undefined ? null : URL.parse(value);
-  if (url?.protocol !== "http:" && url?.protocol !== "https:") {
-    throw new ManagedIdentityError(
-      "invalid_configuration",
-      `${name} must be an http: or https: URL: got ${value === undefined ? "nothing" : `"${value}"`}`,
-      { source },
+  const shown = value === undefined ? "nothing" : `"${value.replace(/\/\/[^/?#]*@/, "//[redacted]@")}"`;
+  const refuse = (why: string) =>
+    new ManagedIdentityError("invalid_configuration", `${name} must be ${why}: got ${shown}`, { source });
+  if (url?.protocol !== "http:" && url?.protocol !== "https:") throw refuse("an http: or https: URL");
+  if (url.username !== "" || url.password !== "") throw refuse("a URL without user:password@");
+  if (rule === "local" && !isLocalHost(url)) {
+    throw refuse(
+      "a URL whose host is on this machine or its private network (localhost, or a loopback, link-local or " +
+        "private IP address), so that its secret is never sent elsewhere",
     );
   }
   return url;
+}
+
+/** The endpoint that a source's variable names now, checked by {@linkcode endpointUrl}. */
+export function readEndpoint(source: SourceDefinition, env: EnvReader): URL {
+  const { name, fallback, rule } = source.endpoint;
+  return endpointUrl(source.name, name, env(name) ?? fallback, rule);
 }
 
 /** The endpoint's origin and path, never its query string (which may carry parameters). */
@@ -132,30 +184,30 @@ export function endpointName(url: URL): string {
   return `${url.origin}${url.pathname}`;
 }
 
-/** The error for an HTTP status that is not success, with what the body said. */
-export function httpError(reply: HttpReply, context: ReplyContext): ManagedIdentityError {
-  // An error body that echoes a secret header must not carry it into an error.
-  const said = parseErrorBody(scrub(reply.body, context.secrets ?? []));
-  const correlationId = said.correlationId ?? reply.headers.get("x-ms-correlation-id") ??
-    reply.headers.get("x-ms-request-id") ?? undefined;
-  // Docker Desktop answers IMDS with 403 "...unreachable...": there is no managed identity here.
-  const unreachable = reply.status === 403 && /unreachable/i.test(reply.body);
-  const detail = [said.error, said.errorDescription].filter(Boolean).join(": ");
-  return new ManagedIdentityError(
-    unreachable ? "unavailable" : "request_failed",
-    `Cannot acquire token from "${context.source}": endpoint answered ${reply.status}${detail ? ` (${detail})` : ""}`,
-    {
-      source: context.source,
-      status: reply.status,
-      endpoint: context.endpoint,
-      ...said,
-      correlationId,
-    },
-  );
+/**
+ * 200 (and 202, as MSAL Go accepts) carries a token; anything else is an HTTP error, made by
+ * `src/failure.ts`, which loads on the first failure only.
+ */
+export async function parseStandardReply(reply: HttpReply, context: ParseContext): Promise<ParseOutcome> {
+  if (reply.status !== 200 && reply.status !== 202) throw (await import("../failure.ts")).httpError(reply, context);
+  return { token: await parseTokenBody(reply.body, context.now, context) };
 }
 
-/** 200 (and 202, as MSAL Go accepts) carries a token; anything else is an HTTP error. */
-export function parseStandardReply(reply: HttpReply, context: ParseContext): ParseOutcome {
-  if (reply.status !== 200 && reply.status !== 202) throw httpError(reply, context);
-  return { token: parseTokenBody(reply.body, context.now, context) };
+/** Header names whose values are secrets, wherever an endpoint echoes them. */
+export const SECRET_HEADERS: readonly string[] = ["x-identity-header", "secret", "authorization"];
+
+/**
+ * The secret values a request carries in its headers: each secret header's value, trimmed,
+ * and for `<scheme> <credential>` the credential alone (an Arc key may end in a newline, which
+ * the Fetch standard strips before sending, so the trimmed forms are what an endpoint echoes).
+ */
+export function secretHeaderValues(headers: Readonly<Record<string, string>>): string[] {
+  const values: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (!SECRET_HEADERS.includes(name.toLowerCase())) continue;
+    values.push(value, value.trim());
+    const credential = /^\S+\s+([\s\S]+)$/.exec(value.trim())?.[1]?.trim();
+    if (credential) values.push(credential);
+  }
+  return values;
 }

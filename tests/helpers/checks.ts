@@ -72,25 +72,39 @@ export function assertNotShown(error: unknown, secret: string): void {
 /** A file system that records every call and forwards it to `inner` (the real one by default). */
 export interface CountingFileSystem extends ArcKeyFileSystem {
   readonly lstatCalls: string[];
-  readonly readFileCalls: string[];
+  /** The path of each `open`; its flags are in `openFlags`. */
+  readonly openCalls: string[];
+  readonly openFlags: number[];
+  /** The path of each handle closed, so a test can check that every opened handle was. */
+  readonly closeCalls: string[];
 }
 
 /** A counting file system over `inner`; a missing operation throws when called. */
 export function counting(inner: Partial<ArcKeyFileSystem> = fsp): CountingFileSystem {
   const lstatCalls: string[] = [];
-  const readFileCalls: string[] = [];
+  const openCalls: string[] = [];
+  const openFlags: number[] = [];
+  const closeCalls: string[] = [];
   return {
     lstatCalls,
-    readFileCalls,
+    openCalls,
+    openFlags,
+    closeCalls,
     lstat(path) {
       lstatCalls.push(path);
       if (!inner.lstat) throw new Error("this test must not lstat");
       return inner.lstat(path);
     },
-    readFile(path, encoding) {
-      readFileCalls.push(path);
-      if (!inner.readFile) throw new Error("this test must not read");
-      return inner.readFile(path, encoding);
+    async open(path, flags) {
+      openCalls.push(path);
+      openFlags.push(flags);
+      if (!inner.open) throw new Error("this test must not open");
+      const handle = await inner.open(path, flags);
+      return {
+        stat: () => handle.stat(),
+        read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
+        close: () => (closeCalls.push(path), handle.close()),
+      };
     },
   };
 }

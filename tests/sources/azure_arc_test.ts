@@ -104,7 +104,8 @@ describe("Azure Arc requests", () => {
       assertSecondRequest(second, first);
       assert.deepEqual(redirects, ["manual"]);
       assert.deepEqual(fs.lstatCalls, [path]);
-      assert.deepEqual(fs.readFileCalls, [path]);
+      assert.deepEqual(fs.openCalls, [path]);
+      assert.deepEqual(fs.closeCalls, [path]);
       assert.equal(result.accessToken, "arc-token");
       assert.equal(result.source, "AzureArc");
       assert.equal(result.fromCache, false);
@@ -121,7 +122,7 @@ describe("Azure Arc requests", () => {
       assert.equal(again.fromCache, true);
       assert.equal(again.accessToken, "arc-token");
       assert.equal(fake.seen.length, 2);
-      assert.equal(fs.readFileCalls.length, 1);
+      assert.equal(fs.openCalls.length, 1);
     });
   });
 
@@ -205,15 +206,26 @@ describe("Azure Arc requests", () => {
       assert.equal(fake.seen[1]!.headers.get("authorization"), `Basic ${KEY}`);
       assert.equal(fake.seen[2]!.headers.get("authorization"), null);
       assert.equal(fake.seen[3]!.headers.get("authorization"), "Basic ROTATED-KEY-5678");
-      assert.equal(fs.readFileCalls.length, 2);
+      assert.equal(fs.openCalls.length, 2);
     });
   });
 
   test("acquireToken() reads the key from %ProgramData% on Windows for Azure Arc", async () => {
     const path = "D:\\Data\\AzureConnectedMachineAgent\\Tokens\\abc.key";
+    const bytes = new TextEncoder().encode(KEY);
+    const stat = { size: bytes.length, dev: 1, ino: 1, isFile: () => true, isSymbolicLink: () => false };
     const fs = counting({
-      lstat: () => Promise.resolve({ size: KEY.length, isFile: () => true, isSymbolicLink: () => false }),
-      readFile: () => Promise.resolve(KEY),
+      lstat: () => Promise.resolve(stat),
+      open: () =>
+        Promise.resolve({
+          stat: () => Promise.resolve(stat),
+          read: (buffer: Uint8Array, offset: number, length: number, position: number) => {
+            const chunk = bytes.subarray(position, position + length);
+            buffer.set(chunk, offset);
+            return Promise.resolve({ bytesRead: chunk.length });
+          },
+          close: () => Promise.resolve(),
+        }),
     });
     const fake = agent(path);
     const client = testClient({ env: { ...ENV, ProgramData: "D:\\Data" }, fetch: fake.fetch }, {
@@ -222,7 +234,7 @@ describe("Azure Arc requests", () => {
     });
     const result = await client.acquireToken(VAULT);
     assert.deepEqual(fs.lstatCalls, [path]);
-    assert.deepEqual(fs.readFileCalls, [path]);
+    assert.deepEqual(fs.openCalls, [path]);
     assert.equal(fake.seen.length, 2);
     assertSecondRequest(fake.seen[1]!, fake.seen[0]!);
     assert.equal(result.accessToken, "arc-token");
@@ -251,7 +263,7 @@ describe("Azure Arc challenge failures", () => {
         // The challenge request is never retried, and nothing is read.
         assert.equal(fake.seen.length, 1);
         assert.deepEqual(fs.lstatCalls, []);
-        assert.deepEqual(fs.readFileCalls, []);
+        assert.deepEqual(fs.openCalls, []);
         assertNotShown(error, "unchallenged-token");
       });
     });
@@ -302,7 +314,7 @@ describe("Azure Arc challenge failures", () => {
         const error = await rejectsFromArc(client.acquireToken(VAULT), code);
         assert.equal(fake.seen.length, 1);
         assert.deepEqual(fs.lstatCalls, []);
-        assert.deepEqual(fs.readFileCalls, []);
+        assert.deepEqual(fs.openCalls, []);
         assertNotShown(error, KEY);
       });
     });
@@ -313,7 +325,7 @@ describe("Azure Arc challenge failures", () => {
       const fake = agent(path);
       const fs = counting({
         lstat: fsp.lstat,
-        readFile: (p) => Promise.reject(Object.assign(new Error(`EACCES: open '${p}'`), { code: "EACCES" })),
+        open: (p) => Promise.reject(Object.assign(new Error(`EACCES: open '${p}'`), { code: "EACCES" })),
       });
       const error = await rejectsFromArc(
         arcClient({ fetch: fake.fetch }, dir, fs).acquireToken(VAULT),
@@ -335,7 +347,7 @@ describe("Azure Arc challenge failures", () => {
         "arc_key_too_large",
       );
       assert.deepEqual(fs.lstatCalls, [path]);
-      assert.deepEqual(fs.readFileCalls, []);
+      assert.deepEqual(fs.openCalls, []);
       assert.equal(fake.seen.length, 1);
       assertNotShown(error, KEY);
     }, `${KEY}\n`.repeat(200));
@@ -351,7 +363,7 @@ describe("Azure Arc challenge failures", () => {
       );
       assert.equal(error.status, 401);
       assert.equal(fake.seen.length, 2);
-      assert.equal(fs.readFileCalls.length, 1);
+      assert.equal(fs.openCalls.length, 1);
       assertNotShown(error, KEY);
     });
   });

@@ -185,20 +185,21 @@ describe("IMDS requests", () => {
     assert.equal(endpointOf(fake.seen[1]!), "http://10.0.0.7:2579/metadata/identity/oauth2/token");
   });
 
-  // Every other source validates its endpoint variable (src/sources/source.ts endpointUrl) and
-  // acquireToken() documents `invalid_configuration` for an unusable environment; IMDS builds
-  // the URL from AZURE_POD_IDENTITY_AUTHORITY_HOST without that check.
+  // Like every source's endpoint variable, AZURE_POD_IDENTITY_AUTHORITY_HOST is checked when
+  // the client is created (tests/endpoint_test.ts has the whole rule), not at the first request.
   for (const host of ["not a url", "ftp://10.0.0.5"]) {
-    test(`acquireToken() refuses AZURE_POD_IDENTITY_AUTHORITY_HOST ${JSON.stringify(host)} with invalid_configuration`, async () => {
+    test(`new ManagedIdentityClient() refuses AZURE_POD_IDENTITY_AUTHORITY_HOST ${JSON.stringify(host)} with invalid_configuration`, () => {
       const fake = recorder();
-      const client = testClient({ env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: host }, fetch: fake.fetch });
-      await assert.rejects(client.acquireToken("https://vault.azure.net"), (error: unknown) => {
-        assert.ok(error instanceof ManagedIdentityError, `expected a ManagedIdentityError, got ${String(error)}`);
-        assert.equal(error.code, "invalid_configuration");
-        assert.equal(error.source, "DefaultToIMDS");
-        assert.match(error.message, /AZURE_POD_IDENTITY_AUTHORITY_HOST/);
-        return true;
-      });
+      assert.throws(
+        () => testClient({ env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: host }, fetch: fake.fetch }),
+        (error: unknown) => {
+          assert.ok(error instanceof ManagedIdentityError, `expected a ManagedIdentityError, got ${String(error)}`);
+          assert.equal(error.code, "invalid_configuration");
+          assert.equal(error.source, "DefaultToIMDS");
+          assert.match(error.message, /AZURE_POD_IDENTITY_AUTHORITY_HOST/);
+          return true;
+        },
+      );
       assert.equal(fake.seen.length, 0);
     });
   }

@@ -1,0 +1,330 @@
+/**
+ * Echoing endpoints: for every source whose request carries a secret (App Service's
+ * X-IDENTITY-HEADER, Azure ML's secret, Service Fabric's Secret, Azure Arc's key) and for the
+ * access token itself, an endpoint reflects the secret raw, JSON-escaped, \u-escaped,
+ * \u002B-escaped (System.Text.Json), percent- and form-encoded, in every body field and in the
+ * correlation headers. No rendering of the error (message, properties, cause at any depth,
+ * JSON, util.inspect), no onEvent payload and no CLI output may show it in any notation.
+ */
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fsp from "node:fs/promises";
+import { createServer, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { inspect } from "node:util";
+import { type EnvRecord, ManagedIdentityError, type ManagedIdentityEvent } from "../mod.ts";
+import { main } from "../src/cli.ts";
+import type { InternalOptions } from "../src/internal.ts";
+import { recorder, testClient } from "./helpers/fake.ts";
+import { assertNoLeak, encodings, renderings } from "./helpers/leaks.ts";
+
+const VAULT = "https://vault.azure.net";
+// Every character an encoder treats specially: "+" (System.Text.Json writes \u002B), a quote and
+// a backslash (JSON escapes them), "/", "&", "=", "%" and a space (URL encoding).
+const SECRET = 'Zk3+Q/"w\\e=9&p%7 Z';
+// Short enough (and punctuated) that no token pattern catches it: only the secret rule can.
+const TOKEN = "tok.9f3+e/Q";
+const THUMBPRINT = "AB".repeat(20);
+
+interface SecretSource {
+  readonly name: string;
+  readonly env: EnvRecord;
+  /** The request header that carries the secret. */
+  readonly header: string;
+  readonly secret: string;
+  /** The Arc key file's directory, when the source is Arc. */
+  readonly arc?: boolean;
+}
+
+const SOURCES: readonly SecretSource[] = [
+  {
+    name: "AppService",
+    env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/msi/token", IDENTITY_HEADER: SECRET },
+    header: "x-identity-header",
+    secret: SECRET,
+  },
+  {
+    name: "AzureML",
+    env: { MSI_ENDPOINT: "http://127.0.0.1:41742/msi/auth", MSI_SECRET: SECRET },
+    header: "secret",
+    secret: SECRET,
+  },
+  {
+    name: "ServiceFabric",
+    env: {
+      IDENTITY_ENDPOINT: "https://127.0.0.1:2377/metadata/identity/oauth2/token",
+      IDENTITY_HEADER: SECRET,
+      IDENTITY_SERVER_THUMBPRINT: THUMBPRINT,
+    },
+    header: "secret",
+    secret: SECRET,
+  },
+  {
+    name: "AzureArc",
+    env: {
+      IDENTITY_ENDPOINT: "http://127.0.0.1:40342/metadata/identity/oauth2/token",
+      IMDS_ENDPOINT: "http://127.0.0.1:40342",
+    },
+    header: "authorization",
+    secret: SECRET,
+    arc: true,
+  },
+];
+
+/** Error bodies of every source's shape, each field an echo `e` (inserted as it is into JSON text). */
+function bodies(e: string): Record<string, string> {
+  return {
+    "IMDS and Arc shape": `{"error":"bad_${e}","error_description":"echo ${e}","correlation_id":"${e}"}`,
+    "App Service shape": `{"statusCode":400,"message":"echo ${e}","correlationId":"${e}"}`,
+    ".NET Message": `{"Message":"echo ${e}"}`,
+    "Service Fabric and Cloud Shell shape": `{"error":{"code":"${e}","message":"echo ${e}"}}`,
+    "plain text": `Bad request, header was ${e}`,
+    "HTML": `<html><body><p>Header: ${e}</p></body></html>`,
+  };
+}
+
+/** Runs `body` with an Arc token directory whose key file holds `key`, or with none. */
+async function withTokenDirectory(arc: boolean, key: string, body: (internal: InternalOptions) => Promise<void>) {
+  if (!arc) return await body({});
+  const dir = await fsp.mkdtemp(join(tmpdir(), "azmi-echo-"));
+  try {
+    await fsp.writeFile(join(dir, "echo.key"), key);
+    await body({ arcTokenDirectory: dir });
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * An endpoint that answers every secret-bearing request with `answer(secret it received)`; as
+ * an Arc agent, it first challenges with the key file in `internal`'s token directory.
+ */
+function echoing(source: SecretSource, internal: InternalOptions, answer: (received: string) => Response) {
+  return recorder((request) => {
+    if (source.arc && !request.headers.has("authorization")) {
+      const realm = join(internal.arcTokenDirectory!, "echo.key");
+      return new Response(null, { status: 401, headers: { "www-authenticate": `Basic realm=${realm}` } });
+    }
+    const value = request.headers.get(source.header) ?? "";
+    return answer(source.arc ? value.replace(/^Basic /, "") : value);
+  });
+}
+
+/** Every text an outcome can be shown as: the error's renderings and each event's. */
+function shown(error: unknown, events: readonly ManagedIdentityEvent[]): string[] {
+  return [
+    ...renderings(error),
+    ...events.flatMap((event) => [JSON.stringify(event), inspect(event, { depth: Infinity })]),
+    ...events.flatMap((event) => ("error" in event ? renderings(event.error) : [])),
+  ];
+}
+
+async function failure(promise: Promise<unknown>): Promise<ManagedIdentityError> {
+  const error = await promise.then(() => undefined, (caught: unknown) => caught);
+  assert.ok(error instanceof ManagedIdentityError, `expected a ManagedIdentityError, got ${String(error)}`);
+  return error;
+}
+
+describe("echoing endpoints never get a secret into an error", () => {
+  for (const source of SOURCES) {
+    for (const [encoding, form] of Object.entries(encodings(source.secret))) {
+      if (encoding === "inspect-quoted") continue;
+      test(`acquireToken() on ${source.name} hides the secret echoed ${encoding} in every body field and header`, async () => {
+        await withTokenDirectory(!!source.arc, source.secret, async (internal) => {
+          for (const [shape, body] of Object.entries(bodies(form))) {
+            const events: ManagedIdentityEvent[] = [];
+            const fake = echoing(source, internal, (received) => {
+              // The secret really went out, so it was there to leak.
+              assert.equal(received, source.secret);
+              return new Response(body, {
+                status: 400,
+                headers: { "x-ms-correlation-id": form, "x-ms-request-id": form },
+              });
+            });
+            const client = testClient({
+              env: source.env,
+              fetch: fake.fetch,
+              retry: false,
+              onEvent: (event) => events.push(event),
+            }, internal);
+            const error = await failure(client.acquireToken(VAULT));
+            assert.equal(error.code, "request_failed", `${shape}: ${error.message}`);
+            assert.equal(error.status, 400);
+            assertNoLeak(shown(error, events), source.secret, `error for the ${shape} body`);
+          }
+        });
+      });
+    }
+  }
+
+  test("acquireToken() on AzureArc hides a long key, echoed whole, in every notation, and any 16-character run of it", async () => {
+    const key = Array.from({ length: 30 }, (_, i) => `k${i}-${(i * 7919).toString(36)}+/`).join("").padEnd(600, "q");
+    const source = SOURCES.find((s) => s.arc)!;
+    await withTokenDirectory(true, key, async (internal) => {
+      for (const form of Object.values(encodings(key)).slice(0, 6)) {
+        const fake = echoing(
+          source,
+          internal,
+          () => new Response(`{"error_description":"key ${form}"}`, { status: 400 }),
+        );
+        const client = testClient({ env: source.env, fetch: fake.fetch, retry: false }, internal);
+        const error = await failure(client.acquireToken(VAULT));
+        assert.equal(fake.seen.at(-1)?.headers.get("authorization"), `Basic ${key}`);
+        assertNoLeak(renderings(error), key);
+      }
+    });
+  });
+
+  test("acquireToken() hides the access token that a success body repeats in an unusable expiry", async () => {
+    for (const form of Object.values(encodings(TOKEN)).slice(0, 6)) {
+      const answers = [
+        `{"access_token":"${TOKEN}","expires_on":"at ${form}"}`,
+        `{"access_token":"${TOKEN}","expires_in":"${form}"}`,
+        `{"access_token":"${TOKEN}","expires_on":"9${form}","expires_in":"x"}`,
+      ];
+      for (const body of answers) {
+        const events: ManagedIdentityEvent[] = [];
+        const client = testClient({
+          env: SOURCES[0]!.env,
+          fetch: () => new Response(body, { status: 200 }),
+          retry: false,
+          onEvent: (event) => events.push(event),
+        });
+        const error = await failure(client.acquireToken(VAULT));
+        assert.equal(error.code, "invalid_response", error.message);
+        assertNoLeak(shown(error, events), TOKEN, `error for ${body}`);
+      }
+    }
+  });
+
+  test("the expires_on_fallback event hides the access token that expires_on repeats", async () => {
+    const events: ManagedIdentityEvent[] = [];
+    const client = testClient({
+      env: SOURCES[0]!.env,
+      fetch: () =>
+        new Response(`{"access_token":"${TOKEN}","expires_on":"${encodeURIComponent(TOKEN)}","expires_in":3600}`),
+      onEvent: (event) => events.push(event),
+    });
+    const result = await client.acquireToken(VAULT);
+    assert.equal(result.accessToken, TOKEN);
+    assert.equal(events.length, 1);
+    assert.equal(events[0]!.type, "expires_on_fallback");
+    assertNoLeak(shown(undefined, events), TOKEN, "event");
+  });
+
+  test("a refresh_failed event hides the secret an echoing refresh answer carries", async () => {
+    let now = 1_700_000_000_000;
+    const events: ManagedIdentityEvent[] = [];
+    let calls = 0;
+    const client = testClient({
+      env: SOURCES[0]!.env,
+      fetch: (request) => {
+        calls++;
+        if (calls === 1) return Response.json({ access_token: "first", expires_in: 3600, refresh_in: 60 });
+        const echo = encodeURIComponent(request.headers.get("x-identity-header") ?? "");
+        return Response.json({ error: "refused", error_description: `header ${echo}` }, { status: 400 });
+      },
+      retry: false,
+      onEvent: (event) => events.push(event),
+    }, { now: () => now });
+    await client.acquireToken(VAULT);
+    now += 61_000;
+    assert.equal((await client.acquireToken(VAULT)).fromCache, true);
+    for (let i = 0; i < 50 && events.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 1));
+    assert.equal(events[0]?.type, "refresh_failed");
+    assertNoLeak(shown(undefined, events), SECRET, "event");
+  });
+});
+
+describe("the CLI never prints an echoed secret", () => {
+  for (const source of SOURCES.filter((s) => !s.arc)) {
+    for (const command of ["token", "doctor"]) {
+      test(`azmi ${command} on ${source.name} prints no echoed secret`, async () => {
+        for (const form of Object.values(encodings(source.secret)).slice(0, 6)) {
+          const out: string[] = [];
+          const fake = recorder((request) => {
+            const echo = request.headers.get(source.header) ? form : "none";
+            return new Response(`{"error":"e_${echo}","error_description":"echo ${echo}","correlationId":"${echo}"}`, {
+              status: 400,
+              headers: { "x-ms-correlation-id": echo },
+            });
+          });
+          const code = await main([command, VAULT], {
+            env: source.env,
+            fetch: fake.fetch,
+            stdout: (text) => out.push(text),
+            stderr: (text) => out.push(text),
+          });
+          assert.equal(code, 1, out.join(""));
+          assert.ok(fake.seen.some((seen) => seen.headers.get(source.header) === source.secret));
+          assertNoLeak(out, source.secret, `azmi ${command} output`);
+        }
+      });
+    }
+  }
+});
+
+/** A raw TCP server on loopback that answers each request with `reply(request bytes)` and closes. */
+async function rawServer(reply: (received: string) => string): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    let received = "";
+    socket.on("data", (chunk: Uint8Array) => {
+      received += new TextDecoder().decode(chunk);
+      if (received.includes("\r\n\r\n")) socket.end(reply(received));
+    });
+    socket.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("a runtime's error about the endpoint's bytes is summarised, not kept", () => {
+  const cases: [string, (received: string) => string][] = [
+    ["a non-HTTP answer that echoes the request", (received) => `NOT HTTP AT ALL\r\n${received}`],
+    [
+      "a header whose invalid value echoes the secret",
+      (received) => {
+        const secret = /x-identity-header: ([^\r\n]*)/i.exec(received)?.[1] ?? "";
+        return `HTTP/1.1 200 OK\r\nX-Echo: ${secret}\u0000\u0001\r\nContent-Length: 2\r\n\r\n{}`;
+      },
+    ],
+    [
+      "a status line that echoes the secret",
+      (received) => {
+        const secret = /x-identity-header: ([^\r\n]*)/i.exec(received)?.[1] ?? "";
+        return `HTTP/1.1 2${secret} OK\r\nContent-Length: 2\r\n\r\n{}`;
+      },
+    ],
+  ];
+  for (const [name, reply] of cases) {
+    test(`acquireToken() on AppService with ${name} shows no secret in the error or its cause`, async () => {
+      const server = await rawServer(reply);
+      try {
+        const client = testClient({
+          env: { IDENTITY_ENDPOINT: `${server.url}/msi/token`, IDENTITY_HEADER: SECRET },
+          retry: false,
+          timeoutMs: 5000,
+        });
+        const error = await failure(client.acquireToken(VAULT));
+        assert.ok(["unavailable", "request_failed", "invalid_response"].includes(error.code), error.message);
+        assertNoLeak(renderings(error), SECRET);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+});
