@@ -32,9 +32,11 @@ export interface CachedToken {
 export class CacheStore {
   readonly maxEntries: number;
   // Least recently used first is found by `used`, a counter bumped on each hit: cheaper on the
-  // hot path than re-inserting into the Map.
-  readonly #entries = new Map<string, { token: CachedToken; used: number }>();
+  // hot path than re-inserting into the Map. `written` is the counter when the entry was stored.
+  readonly #entries = new Map<string, { token: CachedToken; used: number; readonly written: number }>();
   #clock = 0;
+  // When the next background refresh of each key may start; oldest first, at most `maxEntries` keys.
+  readonly #held = new Map<string, number>();
   /** Requests in flight by key, shared by every client of this cache. */
   readonly flights: Flights<CachedToken> = new Map();
   /** Endpoints that answered 429, with when their `Retry-After` ends. */
@@ -60,10 +62,19 @@ export class CacheStore {
     return entry.token;
   }
 
-  /** Stores a token that is usable now; returns whether it was stored. */
-  set(key: string, token: CachedToken, now: number): boolean {
-    if (now >= token.expiresOn - EXPIRY_MARGIN_MS) return false;
-    this.#entries.set(key, { token, used: ++this.#clock });
+  /** A counter that only grows, not a time (tests freeze the clock): take it when a request starts. */
+  get stamp(): number {
+    return this.#clock;
+  }
+
+  /**
+   * Stores a token that is usable now, unless the entry under `key` was written after `since`
+   * (a {@linkcode stamp}): an older request never replaces a newer token. Returns whether it was stored.
+   */
+  set(key: string, token: CachedToken, now: number, since = Infinity): boolean {
+    if (now >= token.expiresOn - EXPIRY_MARGIN_MS || (this.#entries.get(key)?.written ?? 0) > since) return false;
+    const stamp = ++this.#clock;
+    this.#entries.set(key, { token, used: stamp, written: stamp });
     while (this.#entries.size > this.maxEntries) {
       let oldest: string | undefined;
       let least = Infinity;
@@ -75,10 +86,20 @@ export class CacheStore {
     return true;
   }
 
-  /** Moves the refresh time of the entry under `key` (after a failed refresh). */
+  /** Whether a background refresh of `key` may start at `now`: none in flight, none held off until later. */
+  mayRefresh(key: string, now: number): boolean {
+    return !this.flights.has(key) && now >= (this.#held.get(key) ?? 0);
+  }
+
+  /**
+   * Holds off background refreshes of `key` until `until` (set when one ends). Kept apart from the
+   * entries: a token stored or dropped meanwhile does not lift it.
+   */
   postponeRefresh(key: string, until: number): void {
-    const entry = this.#entries.get(key);
-    if (entry) entry.token = { ...entry.token, refreshOn: until };
+    const held = this.#held;
+    held.delete(key);
+    held.set(key, until);
+    if (held.size > this.maxEntries) held.delete(held.keys().next().value!);
   }
 
   delete(key: string): void {
@@ -141,8 +162,11 @@ export function cacheStore(cache: TokenCache): CacheStore {
 /** The cache every client uses unless given its own. */
 export const defaultCache: TokenCache = new TokenCache();
 
-/** The cache key: source, identity kind and value (IDs compare case-insensitively), and resource. */
-export function cacheKey(source: Source, identity: Identity, resource: string): string {
+/**
+ * The cache key: source, endpoint, identity kind and value (IDs compare case-insensitively), and
+ * resource; a JSON array, so no content of one part can pass for another part's.
+ */
+export function cacheKey(source: Source, identity: Identity, resource: string, endpoint?: string): string {
   const id = identity.kind === "system" ? "" : identity.value.toLowerCase();
-  return `${source}\u0000${identity.kind}\u0000${id}\u0000${resource}`;
+  return JSON.stringify([source, endpoint, identity.kind, id, resource]);
 }

@@ -209,7 +209,7 @@ export class ManagedIdentityClient {
     let target = this.#targets.get(resource);
     if (!target) {
       const normalized = normalizeResource(resource);
-      target = { key: cacheKey(this.source, this.#identity, normalized), resource: normalized };
+      target = { key: cacheKey(this.source, this.#identity, normalized, this.#endpoint), resource: normalized };
       if (this.#targets.size >= 256) this.#targets.clear();
       this.#targets.set(resource, target);
     }
@@ -266,16 +266,24 @@ export class ManagedIdentityClient {
     };
   }
 
-  /** Starts one background refresh for `key` unless a request for it is already in flight. */
+  /**
+   * Starts one background refresh for `key` unless a request for it is in flight or the last one
+   * ended less than REFRESH_RETRY_MS ago. Whatever it yields (a failure, a token too short-lived
+   * to cache, one due for refresh at once), the next waits that long, so no endpoint behaviour
+   * makes cache hits a request storm (IMDS throttles at about 5 requests per second).
+   */
   #refresh(key: string, resource: string): void {
-    const flights = this.#store.flights;
-    if (flights.has(key)) return;
-    const shared = flight(flights, key, (own) => this.#acquireFresh(key, resource, own), true);
-    shared.promise.catch((error: ManagedIdentityError) => {
-      // The cached token stays in use; the next try waits a little so a failing endpoint is not hammered.
-      this.#store.postponeRefresh(key, this.#now() + REFRESH_RETRY_MS);
-      emit(this.#onEvent, { type: "refresh_failed", source: this.source, resource, error });
-    });
+    const store = this.#store;
+    if (!store.mayRefresh(key, this.#now())) return;
+    const hold = () => store.postponeRefresh(key, this.#now() + REFRESH_RETRY_MS);
+    flight(store.flights, key, (own) => this.#acquireFresh(key, resource, own), true).promise.then(
+      hold,
+      (error: ManagedIdentityError) => {
+        // The cached token stays in use.
+        hold();
+        emit(this.#onEvent, { type: "refresh_failed", source: this.source, resource, error });
+      },
+    );
   }
 
   /** Requests a token and caches it. */
@@ -286,8 +294,10 @@ export class ManagedIdentityClient {
     claims?: string,
     cached?: CachedToken,
   ): Promise<CachedToken> {
+    // Not stored over an entry written after this request started (a claims token, say).
+    const since = this.#store.stamp;
     const token = await this.#request(resource, claims, cached, signal);
-    this.#store.set(key, token, this.#now());
+    this.#store.set(key, token, this.#now(), since);
     return token;
   }
 

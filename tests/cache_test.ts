@@ -138,6 +138,66 @@ describe("CacheStore", () => {
     assert.equal(store.size, 1);
     assert.equal(store.get("a", NOW), undefined);
   });
+  test("CacheStore.set() given a stamp does not replace an entry written after the stamp was taken", () => {
+    const store = cacheStore(new TokenCache());
+    const expiresOn = NOW + 60 * MINUTE;
+    store.set("k", token(expiresOn, "first"), NOW);
+    const before = store.stamp;
+    // Reads move no stamp past an entry: a hit between start and end is not a write.
+    assert.equal(store.get("k", NOW)?.accessToken, "first");
+    assert.equal(store.set("k", token(expiresOn, "older-request"), NOW, before), true);
+    const started = store.stamp;
+    assert.equal(store.set("k", token(expiresOn, "newer"), NOW), true);
+    assert.equal(store.set("k", token(expiresOn, "stale"), NOW, started), false);
+    assert.equal(store.get("k", NOW)?.accessToken, "newer");
+    // A key with no entry takes the result whatever its stamp.
+    assert.equal(store.set("other", token(expiresOn, "late"), NOW, started), true);
+    assert.ok(store.stamp > started);
+  });
+
+  test("CacheStore.postponeRefresh() holds off refreshes of a key until the given time, whatever is stored meanwhile", () => {
+    const store = cacheStore(new TokenCache());
+    store.set("k", { ...token(NOW + 60 * MINUTE), refreshOn: NOW + MINUTE }, NOW);
+    assert.equal(store.mayRefresh("k", NOW + MINUTE), true);
+    store.postponeRefresh("k", NOW + 2 * MINUTE);
+    store.postponeRefresh("no-entry", NOW + 2 * MINUTE);
+    assert.equal(store.mayRefresh("k", NOW + 2 * MINUTE - 1), false);
+    assert.equal(store.mayRefresh("no-entry", NOW + 2 * MINUTE - 1), false);
+    // A new token, or none, does not lift the hold.
+    store.set("k", { ...token(NOW + 60 * MINUTE), refreshOn: NOW }, NOW);
+    assert.equal(store.mayRefresh("k", NOW + 2 * MINUTE - 1), false);
+    store.delete("k");
+    assert.equal(store.mayRefresh("k", NOW + 2 * MINUTE - 1), false);
+    assert.equal(store.mayRefresh("k", NOW + 2 * MINUTE), true);
+    assert.equal(store.mayRefresh("no-entry", NOW + 2 * MINUTE), true);
+    assert.equal(store.mayRefresh("unknown", NOW), true);
+  });
+
+  test("CacheStore.mayRefresh() is false while a request for the key is in flight", () => {
+    const store = cacheStore(new TokenCache());
+    store.flights.set("k", {
+      promise: new Promise(() => {}),
+      controller: new AbortController(),
+      waiters: 0,
+      background: true,
+    });
+    assert.equal(store.mayRefresh("k", NOW), false);
+    assert.equal(store.mayRefresh("j", NOW), true);
+  });
+
+  test("CacheStore.postponeRefresh() remembers at most maxEntries keys, forgetting the oldest", () => {
+    const store = cacheStore(new TokenCache({ maxEntries: 2 }));
+    for (const key of ["a", "b", "c"]) store.postponeRefresh(key, NOW + MINUTE);
+    assert.equal(store.mayRefresh("a", NOW), true);
+    assert.equal(store.mayRefresh("b", NOW), false);
+    assert.equal(store.mayRefresh("c", NOW), false);
+    // Postponing again makes a key the newest.
+    store.postponeRefresh("b", NOW + MINUTE);
+    store.postponeRefresh("d", NOW + MINUTE);
+    assert.equal(store.mayRefresh("b", NOW), false);
+    assert.equal(store.mayRefresh("c", NOW), true);
+    assert.equal(store.mayRefresh("d", NOW), false);
+  });
 });
 
 describe("cacheKey()", () => {
@@ -181,5 +241,36 @@ describe("cacheKey()", () => {
       cacheKey("AppService", SYSTEM, "https://vault.azure.net"),
       cacheKey("AppService", SYSTEM, "https://storage.azure.com"),
     );
+  });
+
+  test("cacheKey() is injective: clientId a\\0b for c is not clientId a for b\\0c, whatever the parts contain", () => {
+    assert.notEqual(
+      cacheKey("AppService", { kind: "clientId", value: "a\u0000b" }, "c"),
+      cacheKey("AppService", { kind: "clientId", value: "a" }, "b\u0000c"),
+    );
+    const parts = ["", "a", "b", "a\u0000b", "\u0000", '"', '","', "\\", "null", "[", "]"];
+    const tuples = new Set<string>();
+    const keys = new Set<string>();
+    for (const value of parts) {
+      for (const resource of parts) {
+        for (const endpoint of [...parts, undefined]) {
+          for (
+            const identity of [SYSTEM, { kind: "clientId", value } as const, { kind: "resourceId", value } as const]
+          ) {
+            const id = identity.kind === "system" ? "" : identity.value;
+            tuples.add(JSON.stringify([identity.kind, id, resource, endpoint ?? 0]));
+            keys.add(cacheKey("AppService", identity, resource, endpoint));
+          }
+        }
+      }
+    }
+    assert.equal(keys.size, tuples.size);
+  });
+
+  test("cacheKey() distinguishes endpoints, and an endpoint from none", () => {
+    const a = cacheKey("AppService", SYSTEM, resource, "http://127.0.0.1:41741/token");
+    assert.notEqual(a, cacheKey("AppService", SYSTEM, resource, "http://127.0.0.1:41742/token"));
+    assert.notEqual(a, cacheKey("AppService", SYSTEM, resource));
+    assert.equal(a, cacheKey("AppService", SYSTEM, resource, "http://127.0.0.1:41741/token"));
   });
 });

@@ -8,7 +8,7 @@ import {
   TokenCache,
   type TokenResult,
 } from "../mod.ts";
-import { REFRESH_RETRY_MS } from "../src/client.ts";
+import { DEFAULT_TIMEOUT_MS } from "../src/client.ts";
 import { recorder, testClient } from "./helpers/fake.ts";
 import { type Deferred, deferred, rejectsWith } from "./helpers/checks.ts";
 
@@ -399,7 +399,7 @@ describe("ManagedIdentityClient proactive refresh", () => {
 });
 
 describe("ManagedIdentityClient refresh failure", () => {
-  test("acquireToken() keeps serving the cached token after a failed refresh and retries it REFRESH_RETRY_MS later", async () => {
+  test("acquireToken() keeps serving the cached token after a failed refresh and retries it 30 s later, not 29.999 s", async () => {
     let now = NOW;
     const events: ManagedIdentityEvent[] = [];
     const endpoint = heldEndpoint();
@@ -432,16 +432,16 @@ describe("ManagedIdentityClient refresh failure", () => {
     assert.equal(event.error.code, "request_failed");
     assert.equal(event.error.status, 500);
 
-    // Right after the failure, and until REFRESH_RETRY_MS has passed, no new refresh starts.
+    // Right after the failure, and until 30 seconds have passed, no new refresh starts.
     const again = await client.acquireToken(VAULT);
     assert.equal(again.accessToken, "token-0");
     assert.equal(again.fromCache, true);
-    now = failedAt + REFRESH_RETRY_MS - 1;
+    now = failedAt + 29_999;
     assert.equal((await client.acquireToken(VAULT)).accessToken, "token-0");
     await turn();
     assert.equal(endpoint.seen.length, 2);
 
-    now = failedAt + REFRESH_RETRY_MS;
+    now = failedAt + 30_000;
     assert.equal((await client.acquireToken(VAULT)).accessToken, "token-0");
     await turn();
     assert.equal(endpoint.seen.length, 3);
@@ -543,7 +543,7 @@ describe("ManagedIdentityClient unhandled rejections", () => {
       now = NOW + 10 * MINUTE;
       await client.acquireToken(VAULT);
       await turn();
-      now += REFRESH_RETRY_MS;
+      now += 30 * SECOND;
       await client.acquireToken(VAULT);
     });
     assert.equal(fake.seen.length, 3);
@@ -646,5 +646,198 @@ describe("ManagedIdentityClient results stay the caller's own", () => {
     } finally {
       process.off("unhandledRejection", onUnhandled);
     }
+  });
+});
+
+describe("ManagedIdentityClient background refresh rate", () => {
+  // Every background refresh that does not yield a token cached until later holds off the next
+  // one for 30 s, as a failure does: IMDS throttles at about 5 requests per second.
+  const outcomes: [string, (index: number) => Response][] = [
+    ["a token expiring within 5 minutes", (index) => tokenReply(`token-${index}`, { expires_in: 240 })],
+    ["a token with refresh_in 1, cached", (index) => tokenReply(`token-${index}`, { refresh_in: 1 })],
+    ["a failure", serverError],
+  ];
+  for (const [outcome, answer] of outcomes) {
+    test(`acquireToken() makes 1 background request in 30 s of 50 hits past refreshOn when each refresh returns ${outcome}`, async () => {
+      let now = NOW;
+      const fake = recorder((_request, index) =>
+        index === 0 ? tokenReply("token-0", { refresh_in: 600 }) : answer(index)
+      );
+      const client = testClient({ env: APP_SERVICE, fetch: fake.fetch, retry: false }, { now: () => now });
+      await client.acquireToken(VAULT);
+      const started = NOW + 10 * MINUTE;
+      for (let i = 0; i < 50; i++) {
+        now = started + i * 600;
+        const served = await client.acquireToken(VAULT);
+        assert.equal(served.fromCache, true);
+        await turn();
+      }
+      now = started + 29_999;
+      await client.acquireToken(VAULT);
+      await turn();
+      assert.equal(fake.seen.length, 2);
+      now = started + 30_000;
+      assert.equal((await client.acquireToken(VAULT)).fromCache, true);
+      await turn();
+      assert.equal(fake.seen.length, 3);
+      for (let i = 0; i < 50; i++) {
+        now = started + 30_000 + i * 500;
+        await client.acquireToken(VAULT);
+        await turn();
+      }
+      assert.equal(fake.seen.length, 3);
+    });
+  }
+
+  test("acquireToken() starts no second background refresh within 30 s even after a forceRefresh caches a token due at once", async () => {
+    let now = NOW;
+    const fake = recorder((_request, index) => tokenReply(`token-${index}`, { refresh_in: index === 0 ? 600 : 1 }));
+    const client = testClient({ env: APP_SERVICE, fetch: fake.fetch, retry: false }, { now: () => now });
+    await client.acquireToken(VAULT);
+    const started = NOW + 10 * MINUTE;
+    now = started;
+    await client.acquireToken(VAULT);
+    await turn();
+    assert.equal(fake.seen.length, 2);
+    now = started + SECOND;
+    assert.equal((await client.acquireToken(VAULT, { forceRefresh: true })).accessToken, "token-2");
+    for (let i = 0; i < 20; i++) {
+      now = started + 2 * SECOND + i * SECOND;
+      assert.equal((await client.acquireToken(VAULT)).accessToken, "token-2");
+      await turn();
+    }
+    assert.equal(fake.seen.length, 3);
+    now = started + 30 * SECOND;
+    await client.acquireToken(VAULT);
+    await turn();
+    assert.equal(fake.seen.length, 4);
+  });
+});
+
+describe("ManagedIdentityClient cache entries per endpoint and identity", () => {
+  test("acquireToken() does not serve clientId a\\0b for resource c the token of clientId a for resource b\\0c", async () => {
+    const cache = new TokenCache();
+    const fake = recorder((_request, index) => tokenReply(`token-${index}`));
+    const a = testClient({ env: APP_SERVICE, fetch: fake.fetch, retry: false, cache, clientId: "a" });
+    const ab = testClient({ env: APP_SERVICE, fetch: fake.fetch, retry: false, cache, clientId: "a\u0000b" });
+    assert.equal((await a.acquireToken("b\u0000c")).accessToken, "token-0");
+    const other = await ab.acquireToken("c");
+    assert.equal(other.fromCache, false);
+    assert.equal(other.accessToken, "token-1");
+    assert.equal(fake.seen.length, 2);
+    assert.equal(cache.size, 2);
+  });
+
+  test("acquireToken() does not share tokens between App Service clients with different IDENTITY_ENDPOINT on one TokenCache", async () => {
+    const cache = new TokenCache();
+    const fake = recorder((request) => tokenReply(`token-${new URL(request.url).port}`));
+    const first = testClient({ env: APP_SERVICE, fetch: fake.fetch, retry: false, cache });
+    const second = testClient({
+      env: { ...APP_SERVICE, IDENTITY_ENDPOINT: "http://127.0.0.1:41742/token" },
+      fetch: fake.fetch,
+      retry: false,
+      cache,
+    });
+    assert.equal((await first.acquireToken(VAULT)).accessToken, "token-41741");
+    const other = await second.acquireToken(VAULT);
+    assert.equal(other.fromCache, false);
+    assert.equal(other.accessToken, "token-41742");
+    assert.equal(fake.seen.length, 2);
+    assert.equal((await first.acquireToken(VAULT)).accessToken, "token-41741");
+    assert.equal((await second.acquireToken(VAULT)).accessToken, "token-41742");
+    assert.equal(cache.size, 2);
+  });
+
+  test("acquireToken() does not share tokens between IMDS clients with different AZURE_POD_IDENTITY_AUTHORITY_HOST", async () => {
+    const cache = new TokenCache();
+    const fake = recorder((request) => tokenReply(`token-${new URL(request.url).port}`));
+    const first = testClient({ env: {}, fetch: fake.fetch, retry: false, cache });
+    const second = testClient({
+      env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://127.0.0.1:2579" },
+      fetch: fake.fetch,
+      retry: false,
+      cache,
+    });
+    assert.equal(first.source, "DefaultToIMDS");
+    assert.equal(second.source, "DefaultToIMDS");
+    await first.acquireToken(VAULT);
+    assert.equal((await second.acquireToken(VAULT)).fromCache, false);
+    assert.equal(fake.seen.length, 2);
+  });
+
+  test("acquireToken() serves a client the token cached by another client of the same endpoint and identity", async () => {
+    const cache = new TokenCache();
+    const fake = recorder((_request, index) => tokenReply(`token-${index}`));
+    const id = "ABCDEF00-0000-0000-0000-00000000000A";
+    const first = testClient({ env: APP_SERVICE, fetch: fake.fetch, retry: false, cache, clientId: id });
+    const second = testClient({
+      env: { ...APP_SERVICE },
+      fetch: fake.fetch,
+      retry: false,
+      cache,
+      clientId: id.toLowerCase(),
+    });
+    assert.equal((await first.acquireToken(VAULT)).accessToken, "token-0");
+    const shared = await second.acquireToken(VAULT);
+    assert.equal(shared.fromCache, true);
+    assert.equal(shared.accessToken, "token-0");
+    assert.equal(fake.seen.length, 1);
+    // Resources stay case-sensitive.
+    assert.equal((await second.acquireToken(VAULT.toUpperCase())).fromCache, false);
+  });
+});
+
+describe("ManagedIdentityClient claims token kept over older results", () => {
+  test("acquireToken() keeps the claims token cached when a plain request started before it finishes after it", async () => {
+    const endpoint = heldEndpoint();
+    const client = testClient({ env: APP_SERVICE, fetch: endpoint.fetch, retry: false });
+    const plain = client.acquireToken(VAULT);
+    await turn();
+    const withClaims = client.acquireToken(VAULT, { claims: CLAIMS });
+    await turn();
+    assert.equal(endpoint.seen.length, 2);
+    endpoint.calls[1]!.answer.resolve(tokenReply("claims-token"));
+    assert.equal((await withClaims).accessToken, "claims-token");
+    endpoint.calls[0]!.answer.resolve(tokenReply("old-token"));
+    // The plain caller asked before the claims: it still gets its own token.
+    const old = await plain;
+    assert.equal(old.accessToken, "old-token");
+    assert.equal(old.fromCache, false);
+    const next = await client.acquireToken(VAULT);
+    assert.equal(next.accessToken, "claims-token");
+    assert.equal(next.fromCache, true);
+    assert.equal(endpoint.seen.length, 2);
+  });
+
+  test("acquireToken() keeps the claims token cached when a background refresh started before it finishes after it", async () => {
+    let now = NOW;
+    const endpoint = heldEndpoint();
+    const client = testClient({ env: APP_SERVICE, fetch: endpoint.fetch, retry: false }, { now: () => now });
+    const first = client.acquireToken(VAULT);
+    await turn();
+    endpoint.calls[0]!.answer.resolve(tokenReply("token-0", { refresh_in: 600 }));
+    await first;
+    now = NOW + 10 * MINUTE;
+    assert.equal((await client.acquireToken(VAULT)).accessToken, "token-0");
+    await turn();
+    assert.equal(endpoint.seen.length, 2);
+    const withClaims = client.acquireToken(VAULT, { claims: CLAIMS });
+    await turn();
+    assert.equal(endpoint.seen.length, 3);
+    endpoint.calls[2]!.answer.resolve(tokenReply("claims-token"));
+    assert.equal((await withClaims).accessToken, "claims-token");
+    endpoint.calls[1]!.answer.resolve(tokenReply("refreshed-token"));
+    await turn();
+    const next = await client.acquireToken(VAULT);
+    assert.equal(next.accessToken, "claims-token");
+    assert.equal(next.fromCache, true);
+    assert.equal(endpoint.seen.length, 3);
+  });
+});
+
+describe("ManagedIdentityClient promised defaults", () => {
+  test("DEFAULT_TIMEOUT_MS, each attempt's default timeout, is 15 seconds", () => {
+    // The README and the timeoutMs documentation promise 15000; a test must not import the value it checks.
+    assert.equal(DEFAULT_TIMEOUT_MS, 15_000);
   });
 });
