@@ -84,7 +84,9 @@ const line = (row: string[]) => `| ${row.map((cell, i) => cell.padEnd(widths[i]!
 console.log(`\n${line(rows[0]!)}\n|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
 for (const row of rows.slice(1)) console.log(line(row));
 console.log(
-  `\nazmi eager import: ${kb(own.eager)} (Azure Arc and Service Fabric code loads on first use of those sources)`,
+  `\nazmi eager import: ${
+    kb(own.eager)
+  } (Azure Arc and Service Fabric code loads on first use of those sources, the failure path on the first failure)`,
 );
 console.log(`Deno ${Deno.version.deno}, ${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores`);
 

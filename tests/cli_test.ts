@@ -328,6 +328,38 @@ describe("azmi doctor", () => {
   });
 });
 
+describe("azmi with a hostile endpoint", () => {
+  for (const expiry of [{ expires_on: 1e20 }, { expires_on: "17000000000000" }, { expires_in: 1e300 }]) {
+    test(`token --json and doctor exit 1 with invalid_response for ${JSON.stringify(expiry)}, without crashing`, async () => {
+      const fetch: FetchLike = () => Response.json({ access_token: "t", ...expiry });
+      const token = await run(["token", VAULT, "--json"], { env: APP_SERVICE, fetch });
+      assert.equal(token.code, EXIT_CODES.failed, token.err);
+      assert.equal(token.out, "");
+      assert.match(token.err, /more than a year ahead/);
+      const doctor = await run(["doctor", VAULT], { env: APP_SERVICE, fetch });
+      assert.equal(doctor.code, EXIT_CODES.failed, doctor.out);
+      assert.match(doctor.out, /Failed \(invalid_response\)/);
+    });
+  }
+
+  test("doctor makes exactly one token request on an IMDS that answers 410, as it says", async () => {
+    const tokenRequests: string[] = [];
+    const started = Date.now();
+    const { code, out } = await run(["doctor", VAULT], {
+      env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://127.0.0.1:41799" },
+      fetch: (request) => {
+        if (!request.headers.has("metadata")) return new Response(null, { status: 400 }); // the probe
+        tokenRequests.push(request.url);
+        return Response.json({ error: "updating" }, { status: 410 });
+      },
+    });
+    assert.equal(code, EXIT_CODES.failed, out);
+    assert.match(out, /one attempt/);
+    assert.equal(tokenRequests.length, 1);
+    assert.ok(Date.now() - started < 2000, "no 70 s of 410 retries");
+  });
+});
+
 describe("azmi usage errors", () => {
   const cases: { args: string[]; message: RegExp; help: string }[] = [
     { args: ["frobnicate"], message: /Unknown command "frobnicate"/, help: "azmi --help" },
