@@ -24,7 +24,7 @@ export { TokenCache } from "./src/cache.ts";
 export type { TokenCacheOptions } from "./src/cache.ts";
 export { detectSource } from "./src/detect.ts";
 export type { DetectOptions } from "./src/detect.ts";
-export { ManagedIdentityError } from "./src/errors.ts";
+export { CredentialUnavailableError, ManagedIdentityError } from "./src/errors.ts";
 export type { ManagedIdentityEvent, ManagedIdentityEventListener } from "./src/events.ts";
 export type { ManagedIdentityErrorCode, ManagedIdentityErrorDetails } from "./src/errors.ts";
 export type { IdentityOptions } from "./src/identity.ts";

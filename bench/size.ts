@@ -15,16 +15,19 @@
  * needs took it to 8.3 KB: the endpoint host rule at construction, the expiry sanity rule, the
  * cache's injective key, write counter and refresh hold. Its failure-only parts (the redaction
  * gate, error-body parsing, runtime error summaries: 1.1 KB) load with `import()` on the first
- * failure, so they are not counted here.
+ * failure, so they are not counted here. Issue 10's check of the first contact with IMDS, made
+ * before each IMDS request, took it to 8.5 KB; the probe itself loads only until IMDS has
+ * answered once.
  */
-export const EAGER_BUDGET_BYTES = 8.5 * 1024;
+export const EAGER_BUDGET_BYTES = 8.75 * 1024;
 /**
- * The budget of every chunk together, Arc, Service Fabric and the failure path included: 15 KB
- * after issue 9. The Arc key-file rules and the pinned TLS client add 4.8 KB, loaded only by
- * those sources; the failure path 2 KB, loaded on the first failure. Issue 4's 8 KB for the
- * whole module is not met.
+ * The budget of every chunk together, Arc, Service Fabric, the failure path and IMDS's first
+ * contact included: 16 KB after issue 10. The Arc key-file rules and the pinned TLS client add
+ * 4.8 KB, loaded only by those sources; the failure path 2 KB, loaded on the first failure; the
+ * first contact 0.7 KB, loaded until IMDS has answered. Issue 4's 8 KB for the whole module is
+ * not met.
  */
-export const WHOLE_BUDGET_BYTES = 15.5 * 1024;
+export const WHOLE_BUDGET_BYTES = 16.5 * 1024;
 
 /** One output file of the bundle. */
 export interface Chunk {

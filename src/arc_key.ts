@@ -14,7 +14,7 @@
  * @module
  */
 
-import { ManagedIdentityError } from "./errors.ts";
+import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { loadBuiltin } from "./runtime.ts";
 import type { ArcConfig } from "./sources/azure_arc.ts";
 import { httpError } from "./failure.ts";
@@ -240,11 +240,12 @@ export async function parseArcReply(
   if (context.request.headers["Authorization"] === undefined) {
     if (reply.status !== 401) {
       const { code, status, error, errorDescription, correlationId, endpoint } = httpError(reply, context);
-      throw new ManagedIdentityError(
-        code === "unavailable" ? code : "request_failed",
-        `The Azure Arc agent must answer the first request with a 401 challenge: it answered ${reply.status}`,
-        { source: "AzureArc", status, error, errorDescription, correlationId, endpoint },
-      );
+      const message =
+        `The Azure Arc agent must answer the first request with a 401 challenge: it answered ${reply.status}`;
+      const details = { source: "AzureArc" as const, status, error, errorDescription, correlationId, endpoint };
+      throw code === "unavailable"
+        ? new CredentialUnavailableError(message, details)
+        : new ManagedIdentityError("request_failed", message, details);
     }
     const { platform } = config;
     const path = validateArcChallenge(

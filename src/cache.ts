@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { Contact } from "./first_contact.ts";
 import type { Flights } from "./flight.ts";
 import { numberOption } from "./options.ts";
 import type { Identity } from "./identity.ts";
@@ -41,6 +42,8 @@ export class CacheStore {
   readonly flights: Flights<CachedToken> = new Map();
   /** Endpoints that answered 429, with when their `Retry-After` ends. */
   readonly throttled: Map<string, number> = new Map();
+  /** What is known of IMDS endpoints: answered once, being probed, or found absent (src/first_contact.ts). */
+  readonly contacts: Map<string, Contact> = new Map();
 
   constructor(maxEntries: number) {
     this.maxEntries = maxEntries;

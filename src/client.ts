@@ -24,7 +24,7 @@ import {
   type SourceDefinition,
 } from "./sources/source.ts";
 import { type RetryOptions, type RetryPolicy, retryPolicy, sleep } from "./retry.ts";
-import { abortedError, send } from "./transport.ts";
+import { abortedError, raceAbort, send, sendOnce } from "./transport.ts";
 import type {
   AccessToken,
   AcquireTokenOptions,
@@ -56,6 +56,15 @@ export interface ManagedIdentityClientOptions extends IdentityOptions {
   readonly clientCapabilities?: readonly string[];
   /** A cache of this client's own; by default all clients share one. */
   readonly cache?: TokenCache;
+  /**
+   * `false` to wait for IMDS under the full retry and timeout rules from the first request, for
+   * a service on a VM that may start before IMDS is ready. By default (`true`), until IMDS has
+   * answered once, a short probe goes first (the token request without `Metadata`, which IMDS
+   * answers at once): no answer within 1 s, or a failed connection, ends the call at once with
+   * `unavailable` (a {@linkcode CredentialUnavailableError}), and that absence is remembered for
+   * 10 s. Other sources are never probed.
+   */
+  readonly imdsProbe?: boolean;
   /**
    * Called with what the caller cannot see otherwise: a background refresh that failed (the
    * cached token is still served), an `expires_on` that needed the `expires_in` fallback, a retry.
@@ -131,6 +140,7 @@ export class ManagedIdentityClient {
   readonly #random: () => number;
   readonly #targets = new Map<string, { readonly key: string; readonly resource: string }>();
   readonly #endpoint: string;
+  readonly #probe: boolean;
 
   /**
    * Creates a client and detects its source.
@@ -165,6 +175,7 @@ export class ManagedIdentityClient {
     this.#retry = retryPolicy(options.retry);
     this.#sleep = internal.sleep ?? sleep;
     this.#random = internal.random ?? Math.random;
+    this.#probe = this.#definition.probe === true && options.imdsProbe !== false;
   }
 
   /**
@@ -317,6 +328,24 @@ export class ManagedIdentityClient {
       claims,
       cachedToken: claims && cached?.accessToken,
     });
+    // Until IMDS has answered once, a short probe goes first; it loads only then.
+    const endpoint = endpointName(spec.url);
+    const contact = this.#store.contacts.get(endpoint);
+    if (this.#probe && !(contact && "answered" in contact)) {
+      const { firstContact, PROBE_TIMEOUT_MS } = await import("./first_contact.ts");
+      const timeoutMs = Math.min(this.#timeoutMs, PROBE_TIMEOUT_MS);
+      await firstContact(spec, {
+        source: this.source,
+        endpoint,
+        contacts: this.#store.contacts,
+        now: this.#now,
+        timeoutMs,
+        send: (probe) => sendOnce(probe, { fetch: this.#fetch, source: this.source, timeoutMs }),
+        wait: (probing) => signal ? raceAbort(probing, signal) : probing,
+      }).catch((error) => {
+        throw signal?.aborted ? abortedError(this.source, signal, endpoint) : error;
+      });
+    }
     for (let step = 1;; step++) {
       const reply = await send(spec, {
         fetch: this.#fetch,

@@ -88,8 +88,11 @@ export interface ManagedIdentityErrorDetails {
  * ```
  */
 export class ManagedIdentityError extends Error {
-  /** Always `"ManagedIdentityError"`, so that minified code keeps a readable name. */
-  override readonly name: "ManagedIdentityError" = "ManagedIdentityError";
+  /**
+   * `"ManagedIdentityError"`, or `"CredentialUnavailableError"` for the code `unavailable` (see
+   * {@linkcode CredentialUnavailableError}); a literal, so that minified code keeps a readable name.
+   */
+  override readonly name: "ManagedIdentityError" | "CredentialUnavailableError" = "ManagedIdentityError";
   /** Why the request failed, in a stable form. */
   readonly code: ManagedIdentityErrorCode;
   /** The source that was asked, when one was. */
@@ -120,5 +123,43 @@ export class ManagedIdentityError extends Error {
     for (const [key, value] of Object.entries(known)) {
       if (value !== undefined) Object.defineProperty(this, key, { value, enumerable: true });
     }
+  }
+}
+
+/**
+ * No managed identity endpoint is here (code `unavailable`): try another credential. The name
+ * is the one Azure SDK credential chains (`ChainedTokenCredential`, and `DefaultAzureCredential`
+ * in `@azure/identity` 4) move on after, so a {@linkcode ManagedIdentityClient} can stand first in
+ * such a chain. It is a {@linkcode ManagedIdentityError}, so `instanceof` and `code` work as for
+ * every other failure.
+ *
+ * @example Fall back to another credential
+ * ```ts
+ * import { CredentialUnavailableError, ManagedIdentityClient } from "@azmi/managed-identity";
+ *
+ * const client = new ManagedIdentityClient({
+ *   env: {}, // no variables: IMDS, which this fetch cannot reach, as off Azure
+ *   fetch: () => Promise.reject(new TypeError("connection refused")),
+ * });
+ * try {
+ *   await client.acquireToken("https://vault.azure.net");
+ * } catch (error) {
+ *   if (error instanceof CredentialUnavailableError) console.log("no managed identity here:", error.code);
+ * }
+ * ```
+ */
+export class CredentialUnavailableError extends ManagedIdentityError {
+  /** Always `"CredentialUnavailableError"`. */
+  override readonly name: "CredentialUnavailableError" = "CredentialUnavailableError";
+  declare readonly code: "unavailable";
+
+  /**
+   * Creates an `unavailable` error; the client does this, user code rarely needs to.
+   *
+   * @param message What was not found, and where.
+   * @param details The source and endpoint, and what the endpoint said when it answered.
+   */
+  constructor(message: string, details: ManagedIdentityErrorDetails = {}) {
+    super("unavailable", message, details);
   }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ManagedIdentityError } from "./errors.ts";
+import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { endpointText } from "./redact.ts";
 import type { ReplyContext } from "./response.ts";
 import type { HttpReply } from "./sources/source.ts";
@@ -72,20 +72,19 @@ export function httpError(reply: HttpReply, context: ReplyContext): ManagedIdent
   const said = parseErrorBody(reply.body, secrets);
   const header = reply.headers.get("x-ms-correlation-id") ?? reply.headers.get("x-ms-request-id");
   const correlationId = said.correlationId ?? (header ? endpointText(header, secrets, 100) || undefined : undefined);
-  // Docker Desktop answers IMDS with 403 "...unreachable...": there is no managed identity here.
-  const unreachable = reply.status === 403 && /unreachable/i.test(reply.body);
+  // "No managed identity here", so try another credential: Docker Desktop answers IMDS with 403
+  // "...unreachable..."; IMDS answers 400 "Identity not found" on a VM without the identity
+  // (https://learn.microsoft.com/azure/active-directory/managed-identities-azure-resources/how-to-use-vm-token#error-handling).
+  const absent = (reply.status === 403 && /unreachable/i.test(reply.body)) ||
+    (context.source === "DefaultToIMDS" && reply.status === 400 && /identity not found/i.test(reply.body));
   const detail = [said.error, said.errorDescription].filter(Boolean).join(": ");
-  return new ManagedIdentityError(
-    unreachable ? "unavailable" : "request_failed",
-    `Cannot acquire token from "${context.source}": endpoint answered ${reply.status}${detail ? ` (${detail})` : ""}`,
-    {
-      source: context.source,
-      status: reply.status,
-      endpoint: context.endpoint,
-      ...said,
-      correlationId,
-    },
-  );
+  const message = `Cannot acquire token from "${context.source}": endpoint answered ${reply.status}${
+    detail ? ` (${detail})` : ""
+  }`;
+  const details = { source: context.source, status: reply.status, endpoint: context.endpoint, ...said, correlationId };
+  return absent
+    ? new CredentialUnavailableError(message, details)
+    : new ManagedIdentityError("request_failed", message, details);
 }
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ManagedIdentityError } from "./errors.ts";
+import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { retriableStatus, retryAfterMs, retryDelay, type RetryPolicy } from "./retry.ts";
 import type { HttpReply, RequestSpec, RetryRules } from "./sources/source.ts";
 import { endpointName, secretHeaderValues } from "./sources/source.ts";
@@ -151,7 +151,7 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
     }
     const cause = summarize(error, secrets);
     throw transient(
-      new ManagedIdentityError("unavailable", `Cannot reach "${source}" at ${endpoint}: ${cause.message}`, {
+      new CredentialUnavailableError(`Cannot reach "${source}" at ${endpoint}: ${cause.message}`, {
         source,
         endpoint,
         cause,

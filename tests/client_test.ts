@@ -425,9 +425,14 @@ describe("ManagedIdentityClient HTTP errors", () => {
       env: IMDS,
       source: "DefaultToIMDS",
       endpoint: "http://169.254.169.254/metadata/identity/oauth2/token",
-      body: { error: "invalid_request", error_description: "Identity not found" },
+      // Not "Identity not found", which is unavailable on IMDS (tests/first_contact_test.ts).
+      body: { error: "invalid_resource", error_description: "The resource principal was not found" },
       headers: { "x-ms-request-id": "imds-request-1" },
-      expected: { error: "invalid_request", errorDescription: "Identity not found", correlationId: "imds-request-1" },
+      expected: {
+        error: "invalid_resource",
+        errorDescription: "The resource principal was not found",
+        correlationId: "imds-request-1",
+      },
     },
     {
       name: "App Service",

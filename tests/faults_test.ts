@@ -74,8 +74,9 @@ const SOURCES: readonly SourceCase[] = [
     label: "IMDS",
     rules: "imds",
     env: (origin) => ({ AZURE_POD_IDENTITY_AUTHORITY_HOST: origin }),
-    errorBody: { error: "invalid_request", error_description: "Identity not found" },
-    errorFields: { error: "invalid_request", errorDescription: "Identity not found" },
+    // Not "Identity not found", which is unavailable on IMDS (tests/first_contact_test.ts).
+    errorBody: { error: "invalid_resource", error_description: "The resource principal was not found" },
+    errorFields: { error: "invalid_resource", errorDescription: "The resource principal was not found" },
   },
   {
     source: "AppService",

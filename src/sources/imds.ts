@@ -13,6 +13,8 @@ export const IMDS_HOST = "http://169.254.169.254";
 export const imds: SourceDefinition = {
   name: "DefaultToIMDS",
   retry: "imds",
+  // Off Azure nothing answers 169.254.169.254: say so in about a second (src/first_contact.ts).
+  probe: true,
   endpoint: { name: "AZURE_POD_IDENTITY_AUTHORITY_HOST", fallback: IMDS_HOST },
   identities: { parameters: { clientId: "client_id", objectId: "object_id", resourceId: "msi_res_id" } },
   buildRequest({ resource, identity, env }) {

@@ -83,6 +83,11 @@ export interface SourceDefinition {
   readonly name: Source;
   /** Where the endpoint comes from: checked at construction and read again for each request. */
   readonly endpoint: EndpointVariable;
+  /**
+   * `true` when the source may simply not exist here (IMDS, assumed off Azure too): its first
+   * contact is a short probe (src/first_contact.ts) unless the client's `imdsProbe` is `false`.
+   */
+  readonly probe?: true;
   readonly retry: RetryRules;
   readonly identities: IdentitySupport;
   /** Runs once at construction: captures and validates what must not change later. */

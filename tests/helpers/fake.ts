@@ -45,13 +45,18 @@ export function recorder(
   };
 }
 
-/** A client with an isolated cache, no Arc binary on disk, and optional internal overrides. */
+/**
+ * A client with an isolated cache, no Arc binary on disk, and optional internal overrides. IMDS
+ * is not probed first unless `imdsProbe: true` is given: most tests check exact requests and
+ * the retry rules that apply once IMDS has answered; tests/first_contact_test.ts tests the probe.
+ */
 export function testClient(
   options: ManagedIdentityClientOptions,
   internal: InternalOptions = {},
 ): ManagedIdentityClient {
   return new ManagedIdentityClient({
     cache: new TokenCache(),
+    imdsProbe: false,
     ...options,
     [INTERNAL]: { fileExists: () => false, platform: "linux", ...internal },
   } as ManagedIdentityClientOptions);
