@@ -7,24 +7,16 @@
  */
 
 import { ManagedIdentityClient, ManagedIdentityError, TokenCache } from "../mod.ts";
+import { checkWritable } from "../src/cli/writable.ts";
 import { ALL_SOURCES, readClaims, serve } from "../src/emulator/mod.ts";
 
 const ARC_TOKENS = "/var/opt/azcmagent/tokens";
 
-/** A real client reads Arc keys only from the agent's directory; the demo never creates it. */
-async function arcDirectoryUsable(): Promise<boolean> {
-  const fs = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }).process
-    ?.getBuiltinModule?.("node:fs/promises") as { access(path: string, mode: number): Promise<void> } | undefined;
-  try {
-    await fs?.access(ARC_TOKENS, 2 /* W_OK */);
-    return fs !== undefined;
-  } catch {
-    return false;
-  }
-}
-
-const arc = await arcDirectoryUsable();
-const sources = ALL_SOURCES.filter((source) => source !== "AzureArc" || arc);
+// A real client reads Arc keys only from the agent's directory, so Azure Arc is shown only where
+// that directory exists and this process can write its key files there; the demo never creates
+// it. The check writes and removes a probe file, and never throws.
+const arc = await checkWritable(ARC_TOKENS);
+const sources = ALL_SOURCES.filter((source) => source !== "AzureArc" || arc.writable);
 const running = await serve({ sources, arcKeyDirectory: ARC_TOKENS });
 const user = running.emulator.identities[0]!;
 
@@ -43,7 +35,9 @@ for (const source of ALL_SOURCES) {
     rows.push({
       source,
       identity: "-",
-      request: `skipped: a client accepts Arc keys only from ${ARC_TOKENS}, which this machine does not have`,
+      request: `skipped: a client accepts Arc keys only from ${ARC_TOKENS}, and ${
+        arc.writable ? "the emulator did not serve it" : arc.reason
+      }`,
       expires: "",
       cache: "",
     });

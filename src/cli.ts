@@ -34,7 +34,7 @@
 
 import { ManagedIdentityError } from "../mod.ts";
 import { isHelp, UsageError } from "./cli/args.ts";
-import { EXIT_CODES, exitCodeOf } from "./cli/common.ts";
+import { errorLine, EXIT_CODES, exitCodeOf, oneLine } from "./cli/common.ts";
 import { detectCommand } from "./cli/detect.ts";
 import { doctorCommand } from "./cli/doctor.ts";
 import { emulateCommand } from "./cli/emulate.ts";
@@ -141,10 +141,10 @@ export async function main(args: string[], io: CliIo): Promise<number> {
       return EXIT_CODES.usage;
     }
     if (error instanceof ManagedIdentityError) {
-      io.stderr(`${prefix}: ${error.message} (${error.code})\n`);
+      io.stderr(errorLine(prefix, error));
       return exitCodeOf(error);
     }
-    io.stderr(`${prefix}: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr(`${prefix}: ${oneLine(error instanceof Error ? error.message : String(error))}\n`);
     return EXIT_CODES.failed;
   }
 }

@@ -1,6 +1,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { chmod, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import {
@@ -12,6 +15,7 @@ import {
   TokenCache,
 } from "../mod.ts";
 import { type CliIo, EXIT_CODES, main } from "../src/cli.ts";
+import { checkWritable } from "../src/cli/writable.ts";
 import { createEmulator, type Emulator, readClaims } from "../src/emulator/mod.ts";
 import { loopback } from "./helpers/fake.ts";
 
@@ -292,18 +296,6 @@ describe("azmi doctor", () => {
     assert.ok(!out.includes(SECRET));
   });
 
-  test("exits 4 when the endpoint never answers within --timeout", async () => {
-    const started = Date.now();
-    const { code, out } = await run(["doctor", "--timeout", "100"], {
-      env: APP_SERVICE,
-      fetch: () => new Promise<Response>(() => {}),
-    });
-    assert.equal(code, EXIT_CODES.timeout, out);
-    assert.match(out, /No answer: no answer within 100 ms/);
-    assert.match(out, /Failed \(timeout\): Token request to "AppService" timed out after 100 ms/);
-    assert.ok(Date.now() - started < 2000, "one attempt, no retries");
-  });
-
   test("exits 1 with advice when the endpoint refuses the identity", async () => {
     const emulator = createEmulator({ secret: SECRET });
     const { code, out } = await run(["doctor", "--client-id", "00000000-0000-0000-0000-00000000dead"], {
@@ -326,6 +318,105 @@ describe("azmi doctor", () => {
     assert.match(out, /Failed \(invalid_configuration\): IDENTITY_ENDPOINT must be an https: URL/);
     assert.ok(!out.includes(SECRET));
   });
+});
+
+describe("azmi --timeout: the whole command's deadline", () => {
+  test("token --timeout 300 ends at the deadline, exit 4, on an endpoint that answers 503 every time", async () => {
+    let requests = 0;
+    const started = Date.now();
+    const { code, out, err } = await run(["token", VAULT, "--timeout", "300"], {
+      env: APP_SERVICE,
+      fetch: () => {
+        requests++;
+        return new Response("busy", { status: 503 }); // retried by the library after 1 s
+      },
+    });
+    const elapsed = Date.now() - started;
+    assert.equal(code, EXIT_CODES.timeout, err);
+    assert.equal(out, "");
+    assert.equal(err, "azmi token: no token within the 300 ms deadline (--timeout)\n");
+    assert.ok(elapsed < 1500, `took ${elapsed} ms`);
+    assert.ok(requests >= 1 && requests <= 2, `${requests} requests`);
+  });
+
+  test("token --timeout 5000 prints the token that arrives before the deadline", async () => {
+    const emulator = createEmulator({ secret: SECRET });
+    const endpoint = emulatedEndpoint(emulator, "AppService");
+    const { code, out, err } = await run(["token", VAULT, "--timeout", "5000"], {
+      env: APP_SERVICE,
+      fetch: endpoint.fetch,
+    });
+    assert.equal(code, EXIT_CODES.ok, err);
+    assert.equal(out, `${endpoint.tokens[0]}\n`);
+    assert.equal(err, "");
+  });
+
+  test("token --timeout 200 ends at the deadline, exit 4, on an endpoint that never answers", async () => {
+    const started = Date.now();
+    const { code, out, err } = await run(["token", VAULT, "--timeout", "200"], {
+      env: APP_SERVICE,
+      fetch: () => new Promise<Response>(() => {}),
+    });
+    const elapsed = Date.now() - started;
+    assert.equal(code, EXIT_CODES.timeout, err);
+    assert.equal(out, "");
+    assert.equal(err, "azmi token: no token within the 200 ms deadline (--timeout)\n");
+    assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+  });
+
+  for (const [ms, bound] of [[300, 1500], [1000, 1700]] as const) {
+    test(`doctor --timeout ${ms} fits its three steps in the deadline, exit 4, on an endpoint that never answers`, async () => {
+      const started = Date.now();
+      const { code, out } = await run(["doctor", "--timeout", String(ms)], {
+        env: APP_SERVICE,
+        fetch: () => new Promise<Response>(() => {}),
+      });
+      const elapsed = Date.now() - started;
+      assert.equal(code, EXIT_CODES.timeout, out);
+      // The connection check takes at most half of the deadline, the token request the rest.
+      assert.match(out, new RegExp(`No answer: no answer within ${ms / 2} ms`));
+      assert.match(out, new RegExp(`one attempt, within the ${ms} ms deadline`));
+      assert.match(out, new RegExp(`Failed \\(timeout\\): no token within the ${ms} ms deadline \\(--timeout\\)`));
+      assert.match(out, /What to do: .*larger --timeout/);
+      assert.match(out, /Result: the endpoint did not answer in time \(exit code 4\)\n$/);
+      assert.ok(elapsed < bound, `took ${elapsed} ms`);
+    });
+  }
+
+  test("the help of token and doctor says --timeout is the whole command's deadline", async () => {
+    for (const command of ["token", "doctor"]) {
+      const { out } = await run([command, "--help"]);
+      assert.match(out, /--timeout MS +the whole command's deadline/);
+    }
+  });
+});
+
+describe("azmi token without a managed identity", () => {
+  const arcAgentHere = detectSource({}) !== "DefaultToIMDS";
+  test(
+    "exits 3 within a second with one line when nothing listens at IMDS",
+    { skip: arcAgentHere && "the Arc agent is installed" },
+    async () => {
+      // A loopback port that was free a moment ago, now closed; the runtime's own fetch.
+      const port = await new Promise<number>((resolve, reject) => {
+        const server = createNetServer();
+        server.once("error", reject);
+        server.listen(0, "127.0.0.1", () => {
+          const { port } = server.address() as AddressInfo;
+          server.close(() => resolve(port));
+        });
+      });
+      const started = Date.now();
+      const { code, out, err } = await run(["token", VAULT], {
+        env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: `http://127.0.0.1:${port}` },
+      });
+      const elapsed = Date.now() - started;
+      assert.equal(code, EXIT_CODES.unavailable, err);
+      assert.equal(out, "");
+      assert.match(err, /^azmi token: no managed identity here: [^\n]+\n$/);
+      assert.ok(elapsed < 1500, `took ${elapsed} ms`);
+    },
+  );
 });
 
 describe("azmi with a hostile endpoint", () => {
@@ -452,6 +543,38 @@ describe("azmi emulate", () => {
       (error: unknown) => error instanceof ManagedIdentityError && error.code === "unavailable",
     );
   });
+});
+
+describe("the demo's Azure Arc check (checkWritable)", () => {
+  test("writes and removes a probe file in a writable directory, and never creates a missing one", async () => {
+    const dir = await mkdtemp(`${tmpdir()}/azmi-writable-`);
+    try {
+      assert.deepEqual(await checkWritable(dir), { writable: true });
+      assert.deepEqual(await readdir(dir), [], "the probe file is removed");
+      assert.deepEqual(await checkWritable(`${dir}/tokens`), { writable: false, reason: "it does not exist" });
+      await assert.rejects(stat(`${dir}/tokens`), "a missing directory is not created");
+      await writeFile(`${dir}/file`, "");
+      assert.deepEqual(await checkWritable(`${dir}/file`), { writable: false, reason: "it is not a directory" });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  const root = process.getuid?.() === 0;
+  test(
+    "says why a directory without write permission is not writable",
+    { skip: root && "root writes regardless of the mode" },
+    async () => {
+      const dir = await mkdtemp(`${tmpdir()}/azmi-writable-`);
+      try {
+        await chmod(dir, 0o555);
+        assert.deepEqual(await checkWritable(dir), { writable: false, reason: "this user may not write there" });
+      } finally {
+        await chmod(dir, 0o755);
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 test("the cli.ts entry point runs as a program in this runtime and prints its usage", async () => {

@@ -1,11 +1,12 @@
 /**
- * What every `azmi` command shares: the exit codes, and which one a library error maps to.
+ * What every `azmi` command shares: the exit codes, which one a library error maps to, the
+ * one line an error is printed as, and the whole command's deadline (`--timeout`).
  * {@linkcode EXIT_CODES} is declared here rather than in `cli.ts`, which re-exports it, so that
  * the command modules can use it without importing the entry point (no import cycle).
  * @module
  */
 
-import type { ManagedIdentityError } from "../../mod.ts";
+import { ManagedIdentityError } from "../../mod.ts";
 
 /**
  * What each exit code of {@linkcode main} means, for scripts that branch on it.
@@ -51,4 +52,61 @@ export function exitCodeOf(error: ManagedIdentityError): number {
   if (error.code === "timeout") return EXIT_CODES.timeout;
   if (CONFIGURATION_CODES.has(error.code)) return EXIT_CODES.configuration;
   return EXIT_CODES.failed;
+}
+
+/** `text` on one line: line breaks (and the blanks around them) become one space. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, " ");
+}
+
+/**
+ * The one line a library error is printed as, after `prefix` (`azmi token`): its message and
+ * code; for `unavailable`, first that there is no managed identity here (exit code 3).
+ */
+export function errorLine(prefix: string, error: ManagedIdentityError): string {
+  const message = oneLine(error.message);
+  if (error.code === "unavailable") {
+    // The library's own wording may say so already ("No managed identity endpoint here: ...").
+    return `${prefix}: no managed identity here: ${
+      message.replace(/^no managed identity (endpoint )?here:\s*/i, "")
+    } (unavailable)\n`;
+  }
+  return `${prefix}: ${message} (${error.code})\n`;
+}
+
+/** The whole command's deadline, `--timeout MS`: one signal for every request, retries and waits of a command. */
+export interface Deadline {
+  /** The deadline in milliseconds, as given. */
+  readonly ms: number;
+  /** Aborts with a `TimeoutError` when the deadline ends; passed as `signal` to `acquireToken`. */
+  readonly signal: AbortSignal;
+  /** Milliseconds left, at least 1. */
+  left(): number;
+}
+
+/** Starts a command's deadline of `ms` milliseconds. */
+export function startDeadline(ms: number): Deadline {
+  const started = performance.now();
+  return {
+    ms,
+    signal: AbortSignal.timeout(ms),
+    left: () => Math.max(1, Math.ceil(ms - (performance.now() - started))),
+  };
+}
+
+/**
+ * Whether `error` is how the library ended a call because the deadline ended: the caller's
+ * signal aborted it (`aborted`), or an attempt's own timeout of the same length (`timeout`).
+ * The CLI has no other abort than its deadline, but a reason other than a `TimeoutError` is not
+ * counted as one.
+ */
+export function endedByDeadline(error: unknown, deadline: Deadline): boolean {
+  const { signal } = deadline;
+  return error instanceof ManagedIdentityError && (error.code === "aborted" || error.code === "timeout") &&
+    signal.aborted && (signal.reason as { name?: unknown } | undefined)?.name === "TimeoutError";
+}
+
+/** What a command says when its deadline ended the token request. */
+export function deadlineMessage(deadline: Deadline): string {
+  return `no token within the ${deadline.ms} ms deadline (--timeout)`;
 }

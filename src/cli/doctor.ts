@@ -2,7 +2,8 @@
  * `azmi doctor [resource]`: explains in three steps whether this process can get a token:
  * the detection report, a connection check of the endpoint's origin (no secret header sent),
  * and one real token request, shown by its expiry and claims (never the token) or by its error
- * and the advice for that error's code.
+ * and the advice for that error's code. The three steps together keep to `--timeout` (default
+ * 5000 ms): the connection check takes at most half of it, the token request what is left.
  * @module
  */
 
@@ -14,7 +15,7 @@ import { readClaims } from "../emulator/mod.ts";
 import { endpointText } from "../redact.ts";
 import { networkReason } from "../failure.ts";
 import { IDENTITY_FLAGS, identityOf, onePositional, parseArgs, TIMEOUT_FLAG, timeoutOf } from "./args.ts";
-import { EXIT_CODES, exitCodeOf } from "./common.ts";
+import { deadlineMessage, endedByDeadline, EXIT_CODES, exitCodeOf, startDeadline } from "./common.ts";
 import { detect, type Detection } from "./detect.ts";
 import { createClient } from "./token.ts";
 
@@ -39,12 +40,13 @@ const SUMMARIES: Readonly<Record<number, string>> = {
   [EXIT_CODES.configuration]: "the configuration is unusable",
 };
 
-/** `azmi doctor [resource] [identity flag] [--timeout MS]`. */
+/** `azmi doctor [resource] [identity flag] [--timeout MS]`: `--timeout` is the deadline of all three steps. */
 export async function doctorCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs("doctor", args, { ...IDENTITY_FLAGS, timeout: TIMEOUT_FLAG });
   const resource = onePositional("doctor", parsed, "resource", false) ?? DEFAULT_RESOURCE;
   const identity = identityOf("doctor", parsed);
   const timeoutMs = timeoutOf("doctor", parsed) ?? DOCTOR_TIMEOUT_MS;
+  const deadline = startDeadline(timeoutMs);
   const out = (line = "") => io.stdout(`${line}\n`);
   const finish = (code: number, summary: string) => {
     out();
@@ -52,6 +54,9 @@ export async function doctorCommand(args: readonly string[], io: CliIo): Promise
     return code;
   };
   const failure = (error: unknown, source: Source | undefined) => {
+    if (endedByDeadline(error, deadline)) {
+      error = new ManagedIdentityError("timeout", deadlineMessage(deadline), { source, cause: error });
+    }
     if (!(error instanceof ManagedIdentityError)) throw error;
     out(`   Failed (${error.code}): ${error.message}`);
     out(`   What to do: ${advice(error, source, identity)}`);
@@ -79,16 +84,19 @@ export async function doctorCommand(args: readonly string[], io: CliIo): Promise
   out();
   const host = URL.parse(detection.endpoint)?.host ?? detection.endpoint;
   out(`2. Connection to ${host} (a plain GET of the origin, no secret header sent)`);
-  const probeTimeout = Math.min(timeoutMs, PROBE_TIMEOUT_MS);
+  // At most half of the deadline, so that a silent endpoint leaves the token request its turn.
+  const probeTimeout = Math.min(PROBE_TIMEOUT_MS, Math.max(1, Math.floor(timeoutMs / 2)), deadline.left());
   out(`   ${probeLine(await probe(detection.endpoint, io, probeTimeout), source)}`);
 
   out();
-  out(`3. Token for ${resource}, ${describeIdentity(identity)} (one attempt, timeout ${timeoutMs} ms)`);
+  out(`3. Token for ${resource}, ${describeIdentity(identity)} (one attempt, within the ${timeoutMs} ms deadline)`);
   let code: number;
   try {
+    // The attempt's own timeout is the whole deadline: the deadline's signal, started first,
+    // ends it at the deadline.
     const client = createClient("doctor", io, identity, timeoutMs, false);
     const started = performance.now();
-    const result = await client.acquireToken(resource);
+    const result = await client.acquireToken(resource, { signal: deadline.signal });
     const ms = Math.round(performance.now() - started);
     out(`   Acquired in ${ms} ms from ${result.source}: a ${result.tokenType} token for ${result.resource}`);
     out(

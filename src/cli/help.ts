@@ -48,7 +48,9 @@ is removed) and nothing else, so that a script can write:
 Options:
 ${IDENTITY_HELP}
   --json              print { accessToken, tokenType, expiresOn, refreshOn?, resource, source, fromCache }
-  --timeout MS        each attempt's timeout in milliseconds (default 15000); failed attempts are retried
+  --timeout MS        the whole command's deadline in milliseconds, retries and their waits
+                      included; at the deadline it stops with exit code 4. Without it, failed
+                      attempts are retried and each attempt times out after 15000 ms
   -h, --help          show this text
 
 Exit codes: 0 token printed, 1 request failed, 2 usage error, 3 no managed identity reachable,
@@ -85,8 +87,9 @@ The token request makes one attempt, without retries, so the first failure shows
 
 Options:
 ${IDENTITY_HELP}
-  --timeout MS        the token request's timeout in milliseconds (default 5000); the connection
-                      check waits at most 2000 ms
+  --timeout MS        the whole command's deadline in milliseconds (default 5000): the connection
+                      check takes at most half of it (and at most 2000 ms), the token request
+                      what is left
   -h, --help          show this text
 
 Exit codes: 0 a token was acquired, 1 the request failed, 2 usage error, 3 no managed identity
