@@ -5,6 +5,7 @@
  * - endpoint requests made by N concurrent cold calls,
  * - time of one import() in a fresh process (median of 5),
  * - minified + gzipped size (deno bundle --minify, then gzip).
+ * Then the time to error with IMDS absent (bench/absent.ts, its own table).
  * Then runs `deno bench` on bench/cache_hit_bench.ts for the detailed latency statistics.
  *
  * The clients read their endpoint from the environment: this process starts the endpoint and
@@ -89,6 +90,9 @@ console.log(
   } (Azure Arc and Service Fabric code loads on first use of those sources, the failure path on the first failure)`,
 );
 console.log(`Deno ${Deno.version.deno}, ${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores`);
+
+// Time to error with IMDS absent: each library in fresh child processes of its own.
+console.log(`\n${await run(["run", "-A", "absent.ts"], false)}`);
 
 // The detailed latency statistics, from deno bench, against a fresh endpoint.
 const second = startEndpoint();

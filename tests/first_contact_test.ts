@@ -7,48 +7,12 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Socket } from "node:net";
-import type { AddressInfo } from "node:net";
 import { CredentialUnavailableError, type EnvRecord, ManagedIdentityError, type ManagedIdentityEvent } from "../mod.ts";
 import { recorder, type Seen, testClient } from "./helpers/fake.ts";
+import { closedPort, silentServer } from "./helpers/sockets.ts";
 
 const VAULT = "https://vault.azure.net";
 const NOW = 1_700_000_000_000;
-
-/** A port on 127.0.0.1 where nothing listens: a server's port, closed again. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/**
- * A server on 127.0.0.1 that accepts connections and never answers (a firewalled IMDS).
- * `connections` counts those that sent a request (Node's fetch may open a spare one).
- */
-async function silentServer(): Promise<{ origin: string; connections: () => number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.once("data", () => connections++);
-    socket.on("error", () => {});
-    socket.on("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    connections: () => connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 async function unavailable(promise: Promise<unknown>): Promise<CredentialUnavailableError> {
   const error = await promise.then(() => undefined, (caught: unknown) => caught);

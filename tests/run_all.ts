@@ -120,6 +120,7 @@ for (const runtime of wanted) {
         "tests/",
         // Deno only: the Azure SDK interop test imports npm: packages.
         "tests/interop/azure_sdk.deno.ts",
+        "tests/interop/chain.deno.ts",
         "mod.ts",
         "src/",
       ]),
