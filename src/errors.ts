@@ -151,6 +151,7 @@ export class ManagedIdentityError extends Error {
 export class CredentialUnavailableError extends ManagedIdentityError {
   /** Always `"CredentialUnavailableError"`. */
   override readonly name: "CredentialUnavailableError" = "CredentialUnavailableError";
+  /** Always `"unavailable"`. */
   declare readonly code: "unavailable";
 
   /**
