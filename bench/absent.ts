@@ -16,7 +16,7 @@
  *        deno run -A bench/absent.ts --child azmi|msal|identity   (one measurement; internal)
  */
 
-import { closedPort, type SilentServer, silentServer } from "../tests/helpers/sockets.ts";
+import { closedPort, silentServer } from "../tests/helpers/sockets.ts";
 
 const RESOURCE = "https://vault.azure.net";
 
