@@ -2,8 +2,9 @@
  * Azure managed identity tokens for Deno, Bun and Node, with nothing but Web standards.
  *
  * Code running on Azure (VMs, App Service, Functions, Container Apps, Arc servers, Cloud Shell,
- * Service Fabric, Azure ML) gets tokens for Key Vault, Storage, Graph and the rest from a local
- * endpoint, with no secrets in the code. The source is detected from the environment; tokens are
+ * Service Fabric, Azure ML, and AKS pods with workload identity) gets tokens for Key Vault,
+ * Storage, Graph and the rest from a local endpoint (or, on AKS, by exchanging the pod's
+ * federated token at Microsoft Entra ID), with no secrets in the code. The source is detected from the environment; tokens are
  * cached in memory until 5 minutes before they expire.
  *
  * @example Get a token for Key Vault

@@ -17,17 +17,20 @@
  * gate, error-body parsing, runtime error summaries: 1.1 KB) load with `import()` on the first
  * failure, so they are not counted here. Issue 10's check of the first contact with IMDS, made
  * before each IMDS request, took it to 8.5 KB; the probe itself loads only until IMDS has
- * answered once.
+ * answered once. Issue 11's seventh source, AKS workload identity (its definition, detection
+ * rule, Entra retry rules and the authority host rule), took it to 9.4 KB; its token file rules
+ * load on that source's path only.
  */
-export const EAGER_BUDGET_BYTES = 8.75 * 1024;
+export const EAGER_BUDGET_BYTES = 9.75 * 1024;
 /**
- * The budget of every chunk together, Arc, Service Fabric, the failure path and IMDS's first
- * contact included: 16 KB after issue 10. The Arc key-file rules and the pinned TLS client add
- * 4.8 KB, loaded only by those sources; the failure path 2 KB, loaded on the first failure; the
- * first contact 0.7 KB, loaded until IMDS has answered. Issue 4's 8 KB for the whole module is
- * not met.
+ * The budget of every chunk together, Arc, Service Fabric, workload identity's token file, the
+ * failure path and IMDS's first contact included: 18 KB after issue 11. The Arc key-file rules
+ * and the pinned TLS client add 4.7 KB, loaded only by those sources; the token file rules and
+ * the file reading they share with Arc 1.4 KB; the failure path 2 KB, loaded on the first
+ * failure; the first contact 0.7 KB, loaded until IMDS has answered. Issue 4's 8 KB for the
+ * whole module is not met.
  */
-export const WHOLE_BUDGET_BYTES = 16.5 * 1024;
+export const WHOLE_BUDGET_BYTES = 18.5 * 1024;
 
 /** One output file of the bundle. */
 export interface Chunk {

@@ -18,23 +18,14 @@ import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { loadBuiltin } from "./runtime.ts";
 import type { ArcConfig } from "./sources/azure_arc.ts";
 import { httpError } from "./failure.ts";
+import { bounded, type FileHandleView, type FileStat, openFlags, openWithin, readAtMost } from "./file_read.ts";
 import type { HttpReply, ParseContext, ParseOutcome, parseStandardReply } from "./sources/source.ts";
 
 /** What `lstat` and `fstat` say about a file, as far as the checks need. */
-export interface ArcKeyStat {
-  readonly size: number;
-  readonly dev: number;
-  readonly ino: number;
-  isFile(): boolean;
-}
+export type ArcKeyStat = FileStat;
 
 /** An open key file: the subset of `node:fs/promises`' `FileHandle` the read needs. */
-export interface ArcKeyHandle {
-  /** `fstat`: what the handle refers to, whatever the path names by now. */
-  stat(): Promise<ArcKeyStat>;
-  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
-  close(): Promise<void>;
-}
+export type ArcKeyHandle = FileHandleView;
 
 /** The file operations the challenge needs: the subset of `node:fs/promises` it uses. */
 export interface ArcKeyFileSystem {
@@ -153,18 +144,7 @@ export async function readArcKey(
   fs: () => ArcKeyFileSystem,
   { signal, timeoutMs }: Pick<ParseContext, "signal" | "timeoutMs">,
 ): Promise<string> {
-  const timer = AbortSignal.timeout(timeoutMs);
-  const bound = signal ? AbortSignal.any([signal, timer]) : timer;
-  // Not transport.ts's raceAbort: importing it would split the eager bundle into one more chunk.
-  const ended = new Promise<never>((_resolve, reject) => {
-    if (bound.aborted) reject(bound.reason);
-    bound.addEventListener("abort", () => reject(bound.reason), { once: true });
-  });
-  ended.catch(() => {});
-  const step = <T>(operation: Promise<T>): Promise<T> => {
-    operation.catch(() => {}); // A late failure, after the race was lost, is nobody's.
-    return Promise.race([operation, ended]);
-  };
+  const bound = bounded(signal, timeoutMs);
   const limit = (size: number, found: string | number = size) => {
     if (size > ARC_MAX_KEY_BYTES) {
       throw arcError("arc_key_too_large", `expected at most ${ARC_MAX_KEY_BYTES} bytes in "${path}", found ${found}`);
@@ -172,42 +152,33 @@ export async function readArcKey(
   };
   try {
     const system = fs();
-    // Undefined on Windows: there the dev/ino comparison below refuses a swap.
-    const { O_RDONLY = 0, O_NOFOLLOW = 0, O_NONBLOCK = 0 } =
-      loadBuiltin<{ constants: Record<string, number | undefined> }>("node:fs").constants;
-    const seen = await step(system.lstat(path));
+    // 0 on Windows: there the dev/ino comparison below refuses a swap.
+    const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = openFlags();
+    const seen = await bound.step(system.lstat(path));
     if (seen.isSymbolicLink() || !seen.isFile()) throw notAFile(path);
     limit(seen.size);
-    const opening = system.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    const handle = await step(opening).catch((error) => {
-      opening.then((late) => late.close()).catch(() => {});
-      throw error;
-    });
+    const handle = await openWithin(system.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK), bound);
     try {
-      const opened = await step(handle.stat());
+      const opened = await bound.step(handle.stat());
       if (!opened.isFile()) throw notAFile(path);
       if (opened.dev !== seen.dev || opened.ino !== seen.ino) {
         throw notAFile(path, undefined, "a different file than the one checked a moment before (it was replaced)");
       }
       limit(opened.size);
-      const buffer = new Uint8Array(ARC_MAX_KEY_BYTES + 1);
-      let size = 0;
-      for (;;) {
-        const { bytesRead } = await step(handle.read(buffer, size, buffer.length - size, size));
-        size += bytesRead;
-        if (!bytesRead || size === buffer.length) break;
-      }
-      limit(size, `more than ${ARC_MAX_KEY_BYTES}`);
-      if (!size) throw arcError("arc_key_invalid_file", `expected a key in "${path}", found an empty file`);
-      return new TextDecoder("utf-8", { ignoreBOM: true }).decode(buffer.subarray(0, size));
+      const bytes = await readAtMost(handle, ARC_MAX_KEY_BYTES, bound);
+      limit(bytes.length, `more than ${ARC_MAX_KEY_BYTES}`);
+      if (!bytes.length) throw arcError("arc_key_invalid_file", `expected a key in "${path}", found an empty file`);
+      return new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
     } finally {
-      await step(handle.close()).catch(() => {});
+      await bound.step(handle.close()).catch(() => {});
     }
   } catch (error) {
     if (signal?.aborted) {
       throw arcError("aborted", `reading the key file "${path}" was aborted by the caller`, signal.reason);
     }
-    if (timer.aborted) throw arcError("timeout", `reading the key file "${path}" took longer than ${timeoutMs} ms`);
+    if (bound.timer.aborted) {
+      throw arcError("timeout", `reading the key file "${path}" took longer than ${timeoutMs} ms`);
+    }
     throw error instanceof ManagedIdentityError ? error : fileError(error, path, platform);
   }
 }

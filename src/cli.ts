@@ -13,8 +13,9 @@
  * reachable (`unavailable`), 4 timeout, 5 configuration error. `azmi --help` lists them.
  *
  * An access token is printed only as the output of `azmi token`; secret variables
- * (`IDENTITY_HEADER`, `MSI_SECRET`) are shown as `<set, redacted>`, and errors are shown
- * through {@linkcode ManagedIdentityError}'s message, which never holds a secret.
+ * (`IDENTITY_HEADER`, `MSI_SECRET`) are shown as `<set, redacted>`, workload identity's
+ * federated token file by its path only (never its contents), and errors are shown through
+ * {@linkcode ManagedIdentityError}'s message, which never holds a secret.
  *
  * @example Run a command in-process and read its output
  * ```ts
@@ -81,8 +82,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
  * `azmi --help` lists them with their flags and the exit codes (see {@linkcode EXIT_CODES}).
  *
  * On Deno: `--allow-env` to read the environment, `--allow-net` for the endpoint (and for the
- * emulator's loopback servers), `--allow-read` for Azure Arc's key file and `--allow-write` for
- * the Arc emulator's.
+ * emulator's loopback servers), `--allow-read` for Azure Arc's key file and workload identity's
+ * federated token file, and `--allow-write` for the emulator's files.
  *
  * @param args The arguments after the program name, such as `["token", "https://vault.azure.net"]`.
  * @param io Where output goes, and the environment, `fetch` and stop signal to use instead of the process's.

@@ -19,8 +19,8 @@ import {
   type ParseOutcome,
   parseStandardReply,
   readEndpoint,
+  requestSecrets,
   type RequestSpec,
-  secretHeaderValues,
   type SourceDefinition,
 } from "./sources/source.ts";
 import { type RetryOptions, type RetryPolicy, retryPolicy, sleep } from "./retry.ts";
@@ -94,7 +94,8 @@ export function normalizeResource(resource: string): string {
 /**
  * Acquires tokens for Azure resources from the managed identity endpoint of the machine or
  * service the code runs on: IMDS, App Service (Functions, Container Apps), Azure Arc, Cloud
- * Shell, Service Fabric or Azure ML, detected once at construction.
+ * Shell, Service Fabric or Azure ML, or for an AKS pod from its workload identity (its
+ * federated token exchanged at Microsoft Entra ID), detected once at construction.
  *
  * On Deno, give `--allow-env` for the variables listed in the README and `--allow-net` for the
  * endpoint (`169.254.169.254` for IMDS, the host of `IDENTITY_ENDPOINT` or `MSI_ENDPOINT`).
@@ -153,14 +154,18 @@ export class ManagedIdentityClient {
    */
   constructor(options: ManagedIdentityClientOptions = {}) {
     const internal = internalOptions(options);
-    this.#identity = parseIdentity(options);
+    const identity = parseIdentity(options);
     this.#env = envReader(options.env);
     this.source = detectSource(options.env, {
       platform: internal.platform,
       fileExists: internal.fileExists,
+      clientId: identity.kind === "clientId" ? identity.value : undefined,
     });
     this.#definition = SOURCES[this.source];
-    identityParameter(this.#definition, this.#identity);
+    identityParameter(this.#definition, identity);
+    // The identity the environment names (AZURE_CLIENT_ID for workload identity) is part of the
+    // cache key like one the caller names: two clients of two client IDs never share a token.
+    this.#identity = this.#definition.identityOf?.(identity, this.#env) ?? identity;
     // The endpoint is checked now (URL, no credentials, the host rule), not at the first request,
     // and is part of the cache key: clients of two endpoints share no tokens.
     this.#endpoint = readEndpoint(this.#definition, this.#env).href;
@@ -327,6 +332,9 @@ export class ManagedIdentityClient {
       clientCapabilities: this.#clientCapabilities,
       claims,
       cachedToken: claims && cached?.accessToken,
+      now: this.#now(),
+      signal,
+      timeoutMs: this.#timeoutMs,
     });
     // Until IMDS has answered once, a short probe goes first; it loads only then.
     const endpoint = endpointName(spec.url);
@@ -366,7 +374,7 @@ export class ManagedIdentityClient {
         endpoint: endpointName(spec.url),
         identity: this.#identity,
         request: spec,
-        secrets: secretHeaderValues(spec.headers),
+        secrets: requestSecrets(spec),
         now: this.#now(),
         config: this.#config,
         signal,

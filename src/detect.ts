@@ -6,6 +6,7 @@
  */
 
 import { type EnvReader, envReader } from "./env.ts";
+import { ManagedIdentityError } from "./errors.ts";
 import { currentPlatform, fileExists } from "./runtime.ts";
 import type { EnvRecord, Source } from "./types.ts";
 
@@ -15,6 +16,8 @@ export interface DetectOptions {
   readonly platform?: string;
   /** Whether a file exists. Defaults to a `stat` of the real file system. */
   readonly fileExists?: (path: string) => boolean;
+  /** The caller's user-assigned client ID, which serves workload identity as `AZURE_CLIENT_ID` does. */
+  readonly clientId?: string | undefined;
 }
 
 /** The Arc agent's binary on Linux. */
@@ -30,15 +33,45 @@ export function arcBinaryPaths(env: EnvReader, platform: string): string[] {
     .map((dir) => `${dir.replace(/[\\/]+$/, "")}\\AzureConnectedMachineAgent\\himds.exe`);
 }
 
+/** The detect options with the machine's defaults filled in. */
+type Resolved = Required<Omit<DetectOptions, "clientId">> & Pick<DetectOptions, "clientId">;
+
 interface Rule {
   readonly source: Source;
-  readonly detect: (env: EnvReader, options: Required<DetectOptions>) => boolean;
+  readonly detect: (env: EnvReader, options: Resolved) => boolean;
 }
 
 const all = (env: EnvReader, ...names: string[]) => names.every((name) => env(name) !== undefined);
 
+/**
+ * Workload identity (AKS, or any federated token file), first: an AKS pod can often reach IMDS
+ * too, which would answer with the node's identity, the wrong one. `AZURE_FEDERATED_TOKEN_FILE`
+ * says workload identity is meant, so a missing tenant or client ID is an error that names it,
+ * not a silent fall-through to IMDS.
+ */
+function workloadIdentity(env: EnvReader, options: Resolved): boolean {
+  if (env("AZURE_FEDERATED_TOKEN_FILE") === undefined) return false;
+  const missing = [
+    env("AZURE_TENANT_ID") === undefined ? "AZURE_TENANT_ID" : undefined,
+    options.clientId === undefined && env("AZURE_CLIENT_ID") === undefined
+      ? "AZURE_CLIENT_ID (or the clientId option)"
+      : undefined,
+  ].filter(Boolean);
+  if (missing.length > 0) {
+    throw new ManagedIdentityError(
+      "invalid_configuration",
+      `AZURE_FEDERATED_TOKEN_FILE is set, so workload identity is meant, but ${missing.join(" and ")} ${
+        missing.length > 1 ? "are" : "is"
+      } not: on AKS, check the pod's label azure.workload.identity/use: "true" and its service account's annotation azure.workload.identity/client-id`,
+      { source: "WorkloadIdentity" },
+    );
+  }
+  return true;
+}
+
 /** PROTOCOL.md section 1, in order. */
 const RULES: readonly Rule[] = [
+  { source: "WorkloadIdentity", detect: workloadIdentity },
   {
     source: "ServiceFabric",
     detect: (env) => all(env, "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT"),
@@ -56,8 +89,9 @@ const RULES: readonly Rule[] = [
 
 /**
  * Tells which managed identity source serves this process, from its environment variables
- * (PROTOCOL.md section 1): Service Fabric, App Service (also Functions and Container Apps),
- * Azure ML, Cloud Shell, Azure Arc, and otherwise IMDS, which is assumed without a probe.
+ * (PROTOCOL.md section 1): workload identity (AKS), Service Fabric, App Service (also Functions
+ * and Container Apps), Azure ML, Cloud Shell, Azure Arc, and otherwise IMDS, which is assumed
+ * without a probe.
  *
  * On Deno, reading the process environment needs `--allow-env` (see the README for the list),
  * and the Arc agent check needs `--allow-read=/opt/azcmagent/bin/himds`; without the latter
@@ -66,7 +100,8 @@ const RULES: readonly Rule[] = [
  * @param env An environment snapshot to use instead of the process environment.
  * @param options A platform and file check to use instead of the machine's.
  * @returns The detected source; `"DefaultToIMDS"` when nothing else matches.
- * @throws {ManagedIdentityError} `invalid_configuration` when the runtime refuses to read the environment.
+ * @throws {ManagedIdentityError} `invalid_configuration` when the runtime refuses to read the environment,
+ *   or when `AZURE_FEDERATED_TOKEN_FILE` is set without `AZURE_TENANT_ID` or a client ID.
  *
  * @example Detect from an environment record
  * ```ts
@@ -78,9 +113,10 @@ const RULES: readonly Rule[] = [
  */
 export function detectSource(env?: EnvRecord, options: DetectOptions = {}): Source {
   const read = envReader(env);
-  const resolved: Required<DetectOptions> = {
+  const resolved: Resolved = {
     platform: options.platform ?? currentPlatform(),
     fileExists: options.fileExists ?? fileExists,
+    clientId: options.clientId,
   };
   return RULES.find((rule) => rule.detect(read, resolved))?.source ?? "DefaultToIMDS";
 }

@@ -19,6 +19,10 @@ export const ENV_NAMES: readonly string[] = [
   "MSI_SECRET",
   "AZURE_POD_IDENTITY_AUTHORITY_HOST",
   "DEFAULT_IDENTITY_CLIENT_ID",
+  "AZURE_FEDERATED_TOKEN_FILE",
+  "AZURE_TENANT_ID",
+  "AZURE_CLIENT_ID",
+  "AZURE_AUTHORITY_HOST",
   "ProgramData",
   "ProgramFiles",
 ];

@@ -6,6 +6,7 @@
  */
 
 import type { ArcKeyFileSystem } from "./arc_key.ts";
+import type { TokenFileSystem } from "./sources/workload_identity.ts";
 
 /** The key of the internal options. */
 export const INTERNAL: unique symbol = Symbol("azmi.internal");
@@ -26,6 +27,8 @@ export interface InternalOptions {
   readonly arcTokenDirectory?: string;
   /** Arc's key file reader, so tests can count or refuse file access. */
   readonly arcFileSystem?: ArcKeyFileSystem;
+  /** Workload identity's token file reader, so tests can count or refuse file access. */
+  readonly tokenFileSystem?: TokenFileSystem;
 }
 
 /** Reads the internal options out of a client's options object. */

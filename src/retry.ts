@@ -44,10 +44,14 @@ export function retryPolicy(options: false | RetryOptions | undefined): RetryPol
 // IMDS: 404 while a new identity propagates, 410 while IMDS is updated, and every 5xx.
 const IMDS_STATUSES = /^(404|408|410|429|5\d\d)$/;
 const STANDARD_STATUSES = /^(404|408|429|500|502|503|504)$/;
+// Microsoft Entra ID (workload identity): throttling and server errors, never 400 or 401.
+const ENTRA_STATUSES = /^(429|5\d\d)$/;
 
 /** Whether an HTTP status is retried under these rules. */
 export function retriableStatus(rules: RetryRules, status: number): boolean {
-  return (rules === "imds" ? IMDS_STATUSES : STANDARD_STATUSES).test(String(status));
+  return (rules === "imds" ? IMDS_STATUSES : rules === "entra" ? ENTRA_STATUSES : STANDARD_STATUSES).test(
+    String(status),
+  );
 }
 
 /**

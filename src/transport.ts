@@ -9,7 +9,7 @@
 import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { retriableStatus, retryAfterMs, retryDelay, type RetryPolicy } from "./retry.ts";
 import type { HttpReply, RequestSpec, RetryRules } from "./sources/source.ts";
-import { endpointName, secretHeaderValues } from "./sources/source.ts";
+import { endpointName, requestSecrets } from "./sources/source.ts";
 import type { FetchLike, Source } from "./types.ts";
 
 /** Bodies larger than this are refused: no managed identity endpoint sends one. */
@@ -75,7 +75,7 @@ async function readCapped(response: Response, spec: RequestSpec, source: Source)
 export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Promise<HttpReply> {
   const { source } = options;
   const endpoint = endpointName(spec.url);
-  const secrets = secretHeaderValues(spec.headers);
+  const secrets = requestSecrets(spec);
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   let request: Request;

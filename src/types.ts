@@ -5,6 +5,7 @@
 
 /** Where a managed identity token comes from, as decided by {@linkcode detectSource}. */
 export type Source =
+  | "WorkloadIdentity"
   | "AppService"
   | "AzureArc"
   | "AzureML"

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { detectSource, ManagedIdentityClient, type Source, TokenCache } from "../mod.ts";
+import { detectSource, ManagedIdentityClient, ManagedIdentityError, type Source, TokenCache } from "../mod.ts";
 import { recorder, testClient } from "./helpers/fake.ts";
 
 const ARC_LINUX_BINARY = "/opt/azcmagent/bin/himds";
@@ -19,6 +19,16 @@ function fileCheck(exists: (path: string) => boolean = () => false): {
     },
   };
 }
+
+/**
+ * What the AKS workload identity webhook sets. The token file does not exist: detection must
+ * not look at it (reading it is the first request's business).
+ */
+const WORKLOAD: Record<string, string> = {
+  AZURE_FEDERATED_TOKEN_FILE: "/nonexistent/azmi/var/run/secrets/azure/tokens/azure-identity-token",
+  AZURE_TENANT_ID: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+  AZURE_CLIENT_ID: "11111111-2222-3333-4444-555555555555",
+};
 
 /** Every row of PROTOCOL.md section 1, with the precedence between rows, and no Arc binary on disk. */
 const ROWS: readonly { name: string; env: Record<string, string>; expected: Source }[] = [
@@ -155,6 +165,85 @@ const ROWS: readonly { name: string; env: Record<string, string>; expected: Sour
     expected: "DefaultToIMDS",
   },
   { name: "DefaultToIMDS when only MSI_SECRET is set", env: { MSI_SECRET: "s" }, expected: "DefaultToIMDS" },
+  {
+    name: "WorkloadIdentity when AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID and AZURE_CLIENT_ID are set",
+    env: WORKLOAD,
+    expected: "WorkloadIdentity",
+  },
+  {
+    name: "WorkloadIdentity with AZURE_AUTHORITY_HOST, as the AKS webhook sets it",
+    env: { ...WORKLOAD, AZURE_AUTHORITY_HOST: "https://login.microsoftonline.com/" },
+    expected: "WorkloadIdentity",
+  },
+  {
+    name: "WorkloadIdentity over every other source when all variables are set",
+    env: {
+      ...WORKLOAD,
+      IDENTITY_ENDPOINT: "https://10.0.0.4:2377/token",
+      IDENTITY_HEADER: "h",
+      IDENTITY_SERVER_THUMBPRINT: "ab",
+      IMDS_ENDPOINT: "http://127.0.0.1:40342",
+      MSI_ENDPOINT: "http://127.0.0.1:46808/",
+      MSI_SECRET: "s",
+      AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://169.254.169.254",
+    },
+    expected: "WorkloadIdentity",
+  },
+  {
+    name: "WorkloadIdentity over App Service",
+    env: { ...WORKLOAD, IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" },
+    expected: "WorkloadIdentity",
+  },
+  {
+    name: "WorkloadIdentity over Cloud Shell",
+    env: { ...WORKLOAD, MSI_ENDPOINT: "http://localhost:50342/oauth2/token" },
+    expected: "WorkloadIdentity",
+  },
+  {
+    name: "WorkloadIdentity over Azure Arc's variables",
+    env: { ...WORKLOAD, IDENTITY_ENDPOINT: "http://127.0.0.1:40342/token", IMDS_ENDPOINT: "http://127.0.0.1:40342" },
+    expected: "WorkloadIdentity",
+  },
+  {
+    name: "WorkloadIdentity over IMDS's AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    env: { ...WORKLOAD, AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://169.254.169.254" },
+    expected: "WorkloadIdentity",
+  },
+  {
+    name: "DefaultToIMDS when only AZURE_TENANT_ID and AZURE_CLIENT_ID are set (no token file)",
+    env: { AZURE_TENANT_ID: WORKLOAD.AZURE_TENANT_ID!, AZURE_CLIENT_ID: WORKLOAD.AZURE_CLIENT_ID! },
+    expected: "DefaultToIMDS",
+  },
+  {
+    name: "DefaultToIMDS when AZURE_FEDERATED_TOKEN_FILE is empty",
+    env: { ...WORKLOAD, AZURE_FEDERATED_TOKEN_FILE: "" },
+    expected: "DefaultToIMDS",
+  },
+  {
+    name: "DefaultToIMDS when only AZURE_CLIENT_ID is set",
+    env: { AZURE_CLIENT_ID: WORKLOAD.AZURE_CLIENT_ID! },
+    expected: "DefaultToIMDS",
+  },
+  {
+    name: "DefaultToIMDS when only AZURE_TENANT_ID and AZURE_AUTHORITY_HOST are set",
+    env: { AZURE_TENANT_ID: WORKLOAD.AZURE_TENANT_ID!, AZURE_AUTHORITY_HOST: "https://login.microsoftonline.com/" },
+    expected: "DefaultToIMDS",
+  },
+  {
+    name: "AppService when AZURE_TENANT_ID and AZURE_CLIENT_ID are set beside it (no token file)",
+    env: {
+      IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token",
+      IDENTITY_HEADER: "h",
+      AZURE_TENANT_ID: WORKLOAD.AZURE_TENANT_ID!,
+      AZURE_CLIENT_ID: WORKLOAD.AZURE_CLIENT_ID!,
+    },
+    expected: "AppService",
+  },
+  {
+    name: "AzureML when AZURE_CLIENT_ID is set beside it (no token file)",
+    env: { MSI_ENDPOINT: "http://127.0.0.1:46808/", MSI_SECRET: "s", AZURE_CLIENT_ID: WORKLOAD.AZURE_CLIENT_ID! },
+    expected: "AzureML",
+  },
 ];
 
 describe("detectSource()", () => {
@@ -323,4 +412,159 @@ describe("ManagedIdentityClient construction", () => {
       assert.equal(fake.seen.length, 0);
     });
   }
+});
+
+describe("detectSource() and workload identity", () => {
+  const TOKEN_FILE = WORKLOAD.AZURE_FEDERATED_TOKEN_FILE!;
+  const TENANT = WORKLOAD.AZURE_TENANT_ID!;
+  const CLIENT = WORKLOAD.AZURE_CLIENT_ID!;
+  const TENANT_MISSING = "AZURE_TENANT_ID";
+  const CLIENT_MISSING = "AZURE_CLIENT_ID (or the clientId option)";
+  // The other sources' variables, which must not turn a broken workload identity into IMDS or App Service.
+  const OTHERS = {
+    IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token",
+    IDENTITY_HEADER: "h",
+    MSI_ENDPOINT: "http://127.0.0.1:46808/",
+    AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://169.254.169.254",
+  };
+
+  /** Asserts invalid_configuration from WorkloadIdentity whose "but ... not" part names exactly `missing`. */
+  function namesMissing(missing: readonly string[]): (error: unknown) => true {
+    return (error) => {
+      assert.ok(error instanceof ManagedIdentityError, `expected a ManagedIdentityError, got ${String(error)}`);
+      assert.equal(error.code, "invalid_configuration");
+      assert.equal(error.source, "WorkloadIdentity");
+      assert.match(error.message, /^AZURE_FEDERATED_TOKEN_FILE is set, so workload identity is meant/);
+      const named = /, but (.+?) (?:is|are) not:/.exec(error.message)?.[1];
+      assert.equal(named, missing.join(" and "), error.message);
+      assert.match(error.message, missing.length > 1 ? / are not:/ : / is not:/);
+      // What to check on AKS.
+      assert.match(error.message, /azure\.workload\.identity\/use/);
+      assert.match(error.message, /azure\.workload\.identity\/client-id/);
+      return true;
+    };
+  }
+
+  const incomplete: readonly [string, Record<string, string>, string | undefined, readonly string[]][] = [
+    ["no AZURE_TENANT_ID", { AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE, AZURE_CLIENT_ID: CLIENT }, undefined, [
+      TENANT_MISSING,
+    ]],
+    ["no client ID", { AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE, AZURE_TENANT_ID: TENANT }, undefined, [
+      CLIENT_MISSING,
+    ]],
+    ["neither AZURE_TENANT_ID nor a client ID", { AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE }, undefined, [
+      TENANT_MISSING,
+      CLIENT_MISSING,
+    ]],
+    ["an empty AZURE_TENANT_ID", { ...WORKLOAD, AZURE_TENANT_ID: "" }, undefined, [TENANT_MISSING]],
+    ["an empty AZURE_CLIENT_ID", { ...WORKLOAD, AZURE_CLIENT_ID: "" }, undefined, [CLIENT_MISSING]],
+    ["both empty", { ...WORKLOAD, AZURE_TENANT_ID: "", AZURE_CLIENT_ID: "" }, undefined, [
+      TENANT_MISSING,
+      CLIENT_MISSING,
+    ]],
+    ["no AZURE_TENANT_ID, with the clientId option", { AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE }, CLIENT, [
+      TENANT_MISSING,
+    ]],
+    [
+      "no AZURE_TENANT_ID, with every other source's variables",
+      {
+        ...OTHERS,
+        AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE,
+        AZURE_CLIENT_ID: CLIENT,
+      },
+      undefined,
+      [TENANT_MISSING],
+    ],
+    [
+      "no client ID, with every other source's variables",
+      {
+        ...OTHERS,
+        AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE,
+        AZURE_TENANT_ID: TENANT,
+      },
+      undefined,
+      [CLIENT_MISSING],
+    ],
+  ];
+  for (const [label, env, clientId, missing] of incomplete) {
+    test(`detectSource() refuses AZURE_FEDERATED_TOKEN_FILE with ${label}, naming exactly ${missing.join(" and ")}`, () => {
+      const check = fileCheck(() => true);
+      assert.throws(
+        () => detectSource(env, { platform: "linux", fileExists: check.fileExists, clientId }),
+        namesMissing(missing),
+      );
+      assert.deepEqual(check.asked, []);
+    });
+  }
+
+  test("detectSource() takes the clientId option as the client ID when AZURE_CLIENT_ID is unset or empty", () => {
+    const check = fileCheck(() => true);
+    const options = { platform: "linux", fileExists: check.fileExists, clientId: "client-from-option" };
+    const withoutClient = { AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE, AZURE_TENANT_ID: TENANT };
+    assert.equal(detectSource(withoutClient, options), "WorkloadIdentity");
+    assert.equal(detectSource({ ...withoutClient, AZURE_CLIENT_ID: "" }, options), "WorkloadIdentity");
+    assert.equal(detectSource({ ...withoutClient, ...OTHERS }, options), "WorkloadIdentity");
+    assert.deepEqual(check.asked, []);
+  });
+
+  test("detectSource() does not choose workload identity from a clientId option without the token file", () => {
+    const check = fileCheck();
+    const options = { platform: "linux", fileExists: check.fileExists, clientId: CLIENT };
+    assert.equal(detectSource({ AZURE_TENANT_ID: TENANT }, options), "DefaultToIMDS");
+    assert.equal(detectSource({ AZURE_TENANT_ID: TENANT, AZURE_CLIENT_ID: CLIENT }, options), "DefaultToIMDS");
+  });
+
+  test("detectSource() never looks at the token file: a path that does not exist still means workload identity", () => {
+    const check = fileCheck(() => false);
+    for (const path of [TOKEN_FILE, "relative/token", "C:\\no\\such\\token"]) {
+      const env = { ...WORKLOAD, AZURE_FEDERATED_TOKEN_FILE: path };
+      assert.equal(detectSource(env, { platform: "linux", fileExists: check.fileExists }), "WorkloadIdentity");
+    }
+    assert.deepEqual(check.asked, []);
+  });
+
+  test("new ManagedIdentityClient() detects WorkloadIdentity without a request or a file read", () => {
+    const fake = recorder();
+    const opened: string[] = [];
+    const tokenFileSystem = {
+      open: (path: string) => {
+        opened.push(path);
+        return Promise.reject(new Error("detection must not read the token file"));
+      },
+    };
+    const client = testClient({ env: { ...WORKLOAD, ...OTHERS }, fetch: fake.fetch }, { tokenFileSystem });
+    assert.equal(client.source, "WorkloadIdentity");
+    const withOption = testClient({
+      env: { AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE, AZURE_TENANT_ID: TENANT },
+      fetch: fake.fetch,
+      clientId: CLIENT,
+    }, { tokenFileSystem });
+    assert.equal(withOption.source, "WorkloadIdentity");
+    assert.equal(fake.seen.length, 0);
+    assert.deepEqual(opened, []);
+  });
+
+  test("new ManagedIdentityClient() throws the detection error for an incomplete workload identity, before any request", () => {
+    const fake = recorder();
+    for (
+      const [env, missing] of [
+        [{ AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE, AZURE_CLIENT_ID: CLIENT, ...OTHERS }, [TENANT_MISSING]],
+        [{ AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE, AZURE_TENANT_ID: TENANT, ...OTHERS }, [CLIENT_MISSING]],
+      ] as const
+    ) {
+      assert.throws(() => testClient({ env, fetch: fake.fetch }), namesMissing(missing));
+    }
+    assert.equal(fake.seen.length, 0);
+  });
+
+  test("new ManagedIdentityClient() does not take an objectId or resourceId for the missing client ID", () => {
+    const env = { AZURE_FEDERATED_TOKEN_FILE: TOKEN_FILE, AZURE_TENANT_ID: TENANT };
+    assert.throws(
+      () => testClient({ env, objectId: "99999999-8888-7777-6666-555555555555" }),
+      namesMissing([
+        CLIENT_MISSING,
+      ]),
+    );
+    assert.throws(() => testClient({ env, resourceId: "/subscriptions/0/rg/x" }), namesMissing([CLIENT_MISSING]));
+  });
 });

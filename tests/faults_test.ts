@@ -2,6 +2,8 @@
  * The fault matrix: every source against real loopback servers that refuse, reset, hang,
  * trickle, throttle, flood or answer garbage (PROTOCOL.md sections 4 and 7). Each test asserts
  * the outcome, the exact number of requests the server saw, and that the call ended in time.
+ * Which statuses are retried depends on the source's rules ("imds", "standard", or "entra" for
+ * workload identity's Microsoft Entra ID): RETRIED below states them, independently of src/.
  * Backoff never costs real time: `sleep` and `now` are a fake clock (tests/helpers/faults.ts).
  *
  * Every call goes through `settle()`, which bounds it at HANG_MS of real time, and every
@@ -50,6 +52,7 @@ const SF_PIN = new X509Certificate(SF_CERT).fingerprint;
 
 const VAULT = "https://vault.azure.net";
 const ARC_KEY = "arc-key-file-contents-0123456789";
+const FEDERATED_TOKEN = "federated-service-account-token-0123456789";
 const TOKEN = { access_token: "fault-token", expires_in: 3600 };
 const MiB = 1024 * 1024;
 /** No call may take longer than this in real time: beyond it, it hangs. */
@@ -57,12 +60,28 @@ const HANG_MS = 5000;
 /** What a call that only talks to loopback (with a fake backoff) may take in real time. */
 const QUICK_MS = 1500;
 
+type Rules = "imds" | "standard" | "entra";
+
+/**
+ * The statuses each source's rules retry (PROTOCOL.md sections 7 and 10); 400, 401 and 403 are
+ * never retried. IMDS: 404 while an identity propagates, 410 while it is updated, every 5xx;
+ * Entra ID: throttling and every 5xx, never a 404 or 408.
+ */
+const RETRIED: Readonly<Record<Rules, readonly number[]>> = {
+  imds: [404, 408, 410, 429, 500, 501, 502, 503, 504],
+  standard: [404, 408, 429, 500, 502, 503, 504],
+  entra: [429, 500, 501, 502, 503, 504],
+};
+
 interface SourceCase {
   readonly source: Source;
   readonly label: string;
-  readonly rules: "imds" | "standard";
+  readonly rules: Rules;
   readonly tls?: boolean;
-  env(origin: string): EnvRecord;
+  /** Workload identity: the rig writes a federated token file into a temporary directory. */
+  readonly tokenFile?: boolean;
+  /** The environment for a server at `origin` (and, on workload identity, the token file at `tokenFile`). */
+  env(origin: string, tokenFile: string): EnvRecord;
   /** A 400 body in this source's shape (PROTOCOL.md section 4) and what the error must carry. */
   readonly errorBody: unknown;
   readonly errorFields: { error?: string; errorDescription?: string; correlationId?: string };
@@ -130,6 +149,31 @@ const SOURCES: readonly SourceCase[] = [
     errorBody: { error: { code: "ManagedIdentityNotFound", message: "No managed identity for this application" } },
     errorFields: { error: "ManagedIdentityNotFound", errorDescription: "No managed identity for this application" },
   },
+  {
+    source: "WorkloadIdentity",
+    label: "Workload Identity",
+    rules: "entra",
+    tokenFile: true,
+    env: (origin, tokenFile) => ({
+      AZURE_AUTHORITY_HOST: `${origin}/`,
+      AZURE_TENANT_ID: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+      AZURE_CLIENT_ID: "11111111-2222-3333-4444-555555555555",
+      AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+    }),
+    errorBody: {
+      error: "invalid_request",
+      error_description: "AADSTS70021: No matching federated identity record found for presented assertion.",
+      error_codes: [70021],
+      timestamp: "2026-01-01 00:00:00Z",
+      trace_id: "0b5a8f43-0000-4000-8000-00000000aa01",
+      correlation_id: "5e1f0d2c-0000-4000-8000-000000000003",
+    },
+    errorFields: {
+      error: "invalid_request",
+      errorDescription: "AADSTS70021: No matching federated identity record found for presented assertion.",
+      correlationId: "5e1f0d2c-0000-4000-8000-000000000003",
+    },
+  },
 ];
 
 /** A source's client, its fault server and what they recorded. */
@@ -158,7 +202,8 @@ interface RigSetup {
 /**
  * Runs `body` with a client of `kase` pointed at a fault server answering with `fault`. On Arc
  * the server answers each request without Authorization with the 401 challenge for a real key
- * file in a temporary token directory. Closes the server and removes the directory afterwards.
+ * file in a temporary token directory; on workload identity the client reads a real federated
+ * token file from a temporary directory. Closes the server and removes the directory afterwards.
  */
 async function withRig(
   kase: SourceCase,
@@ -167,11 +212,13 @@ async function withRig(
   setup: RigSetup = {},
 ): Promise<void> {
   const arc = kase.source === "AzureArc";
-  const dir = arc ? await fsp.mkdtemp(join(tmpdir(), "azmi-faults-")) : undefined;
+  const dir = arc || kase.tokenFile ? await fsp.mkdtemp(join(tmpdir(), "azmi-faults-")) : undefined;
   let server: FaultServer | undefined;
   try {
-    const keyPath = dir === undefined ? undefined : join(dir, "x.key");
+    const keyPath = arc ? join(dir!, "x.key") : undefined;
     if (keyPath) await fsp.writeFile(keyPath, ARC_KEY);
+    const tokenFile = kase.tokenFile ? join(dir!, "azure-identity-token") : "";
+    if (tokenFile) await fsp.writeFile(tokenFile, `${FEDERATED_TOKEN}\n`);
     const isChallenge = (request: RawRequest) => keyPath !== undefined && request.headers.authorization === undefined;
     let faulted = 0;
     server = await faultServer((request, socket) => {
@@ -187,7 +234,7 @@ async function withRig(
       now: time.now,
       sleep: time.sleep,
       random: () => 0,
-      ...(dir ? { arcTokenDirectory: dir } : {}),
+      ...(arc ? { arcTokenDirectory: dir } : {}),
       // Arc refused: the server goes away between the challenge and the request with the key.
       ...(arc && setup.refuse
         ? {
@@ -203,7 +250,7 @@ async function withRig(
       ...setup.internal,
     };
     const client = testClient({
-      env: kase.env(server.origin),
+      env: kase.env(server.origin, tokenFile),
       retry: { maxRetries: 3 },
       timeoutMs: 3000,
       onEvent: (event) => events.push(event),
@@ -274,6 +321,11 @@ async function succeeds(call: Promise<{ accessToken: string }>, boundMs = QUICK_
   assert.equal(error, undefined, String(error));
   assert.equal(value?.accessToken, TOKEN.access_token);
   assert.ok(elapsed < boundMs, `the call took ${Math.round(elapsed)} ms, more than ${boundMs} ms`);
+}
+
+/** Whether the source's rules retry `status`. */
+function retried(kase: SourceCase, status: number): boolean {
+  return RETRIED[kase.rules].includes(status);
 }
 
 /** The delays of the first `count` retries under the source's rules, without jitter. */
@@ -364,7 +416,7 @@ let timed: Map<string, Promise<Observed>> | undefined;
 
 /**
  * The faults that cost real time (every attempt waits out its timeout) run for all sources at
- * once, started by the first test that needs one: the suite pays about 300 ms for the twelve.
+ * once, started by the first test that needs one: the suite pays about 300 ms for all of them.
  */
 function timedFault(name: "silent" | "trickle", kase: SourceCase): Promise<Observed> {
   timed ??= new Map(SOURCES.flatMap((each) => {
@@ -483,6 +535,18 @@ for (const kase of SOURCES) {
         assert.equal(rig.challenges().length, arc ? 1 : 0);
       });
     });
+
+    for (const code of [429, 500, 502, 503, 504]) {
+      test(`acquireToken() retries a ${code} 3 times, then fails "request_failed" ${code}, on ${label}`, async () => {
+        assert.ok(retried(kase, code));
+        await withRig(kase, status(code, { error: `status_${code}` }), async (rig) => {
+          await fails(rig.client.acquireToken(VAULT), "request_failed", code);
+          assert.equal(rig.tokenRequests().length, 4);
+          assert.deepEqual(rig.retries(), [`status ${code}`, `status ${code}`, `status ${code}`]);
+          assert.deepEqual(rig.time.sleeps, delays(kase, 3));
+        });
+      });
+    }
 
     if (kase.rules === "imds") {
       test(`acquireToken() keeps retrying a 410 for 70 s of the clock on ${label}`, async () => {
@@ -605,13 +669,28 @@ for (const kase of SOURCES) {
       });
     }
 
-    test(`acquireToken() retries a 404 3 times on ${label}`, async () => {
-      await withRig(kase, status(404, { error: "not_found" }), async (rig) => {
-        await fails(rig.client.acquireToken(VAULT), "request_failed", 404);
-        assert.equal(rig.tokenRequests().length, 4);
-        assert.deepEqual(rig.retries(), ["status 404", "status 404", "status 404"]);
-      });
-    });
+    // The statuses on which the rules differ: 404 and 408 (retried except by Entra ID's rules)
+    // and 501 (a 5xx that the standard rules leave alone).
+    for (const code of [404, 408, 501]) {
+      if (retried(kase, code)) {
+        test(`acquireToken() retries a ${code} 3 times on ${label} (${kase.rules} rules)`, async () => {
+          await withRig(kase, status(code, { error: "not_found" }), async (rig) => {
+            await fails(rig.client.acquireToken(VAULT), "request_failed", code);
+            assert.equal(rig.tokenRequests().length, 4);
+            assert.deepEqual(rig.retries(), [`status ${code}`, `status ${code}`, `status ${code}`]);
+          });
+        });
+      } else {
+        test(`acquireToken() does not retry a ${code} on ${label} (${kase.rules} rules)`, async () => {
+          await withRig(kase, status(code, { error: "not_found" }), async (rig) => {
+            await fails(rig.client.acquireToken(VAULT), "request_failed", code);
+            assert.equal(rig.tokenRequests().length, 1);
+            assert.deepEqual(rig.retries(), []);
+            assert.deepEqual(rig.time.sleeps, []);
+          });
+        });
+      }
+    }
 
     test(`acquireToken() ends with "aborted" when the caller aborts during the wait between attempts on ${label}`, async () => {
       const stuck = stuckSleep();
@@ -661,6 +740,7 @@ describe("faults only some sources have", () => {
   const imds = SOURCES.find((kase) => kase.source === "DefaultToIMDS")!;
   const arc = SOURCES.find((kase) => kase.source === "AzureArc")!;
   const cloudShell = SOURCES.find((kase) => kase.source === "CloudShell")!;
+  const workload = SOURCES.find((kase) => kase.source === "WorkloadIdentity")!;
 
   test('acquireToken() reads Docker Desktop\'s 403 "unreachable network" as "unavailable" on IMDS', async () => {
     const docker: FaultHandler = (_request, socket) =>
@@ -706,5 +786,40 @@ describe("faults only some sources have", () => {
         assert.equal(request.body, "resource=https%3A%2F%2Fvault.azure.net");
       }
     });
+  });
+
+  test("acquireToken() sends the same token request, assertion included, on every Workload Identity retry", async () => {
+    await withRig(workload, thenToken(status(503), 2), async (rig) => {
+      await succeeds(rig.client.acquireToken(VAULT));
+      const requests = rig.server.requests;
+      assert.equal(requests.length, 3);
+      for (const request of requests) {
+        assert.equal(request.method, "POST");
+        assert.equal(request.path, "/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token");
+        assert.equal(request.headers["content-type"], "application/x-www-form-urlencoded");
+        assert.deepEqual([...new URLSearchParams(request.body)], [
+          ["client_id", "11111111-2222-3333-4444-555555555555"],
+          ["scope", "https://vault.azure.net/.default"],
+          ["grant_type", "client_credentials"],
+          ["client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"],
+          ["client_assertion", FEDERATED_TOKEN],
+        ]);
+      }
+    });
+  });
+
+  test("acquireToken() reads the Workload Identity token file once for all the retries of a request", async () => {
+    const opened: string[] = [];
+    const tokenFileSystem = {
+      open: (path: string, flags: number) => {
+        opened.push(path);
+        return fsp.open(path, flags);
+      },
+    };
+    await withRig(workload, thenToken(status(500), 3), async (rig) => {
+      await succeeds(rig.client.acquireToken(VAULT));
+      assert.equal(rig.tokenRequests().length, 4);
+      assert.equal(opened.length, 1);
+    }, { internal: { tokenFileSystem } });
   });
 });

@@ -2,7 +2,8 @@
  * The detection report of `azmi detect` and of `azmi doctor`'s first step: the source the
  * library detects, the variables that led to it (secrets redacted), the token endpoint the client
  * will call, and the managed identity variables that are set but unused. Nothing here touches
- * the network.
+ * the network, nor reads workload identity's federated token file (its path is shown, its
+ * contents, a secret, never are).
  * @module
  */
 
@@ -12,6 +13,7 @@ import type { CliIo } from "../cli.ts";
 import { envReader } from "../env.ts";
 import { ARC_DEFAULT_ENDPOINT } from "../sources/azure_arc.ts";
 import { IMDS_HOST } from "../sources/imds.ts";
+import { ENTRA_AUTHORITY_HOST } from "../sources/workload_identity.ts";
 import { noPositionals, parseArgs } from "./args.ts";
 import { EXIT_CODES } from "./common.ts";
 
@@ -23,6 +25,7 @@ const IMDS_PATH = "/metadata/identity/oauth2/token";
 
 /** Which variables each source is detected by (PROTOCOL.md section 1), plus the ones it reads. */
 const SOURCE_VARIABLES: Readonly<Record<Source, readonly string[]>> = {
+  WorkloadIdentity: ["AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_AUTHORITY_HOST"],
   ServiceFabric: ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT"],
   AppService: ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"],
   AzureML: ["MSI_ENDPOINT", "MSI_SECRET", "DEFAULT_IDENTITY_CLIENT_ID"],
@@ -46,12 +49,14 @@ export interface Detection {
 }
 
 /**
- * Detects the source of `io.env` (or the process environment).
- * @throws {ManagedIdentityError} `invalid_configuration` when the runtime refuses to read the environment.
+ * Detects the source of `io.env` (or the process environment); `clientId`, a `--client-id`
+ * flag, serves workload identity as `AZURE_CLIENT_ID` does.
+ * @throws {ManagedIdentityError} `invalid_configuration` when the runtime refuses to read the environment,
+ *   or when `AZURE_FEDERATED_TOKEN_FILE` is set without `AZURE_TENANT_ID` or a client ID.
  */
-export function detect(io: CliIo): Detection {
+export function detect(io: CliIo, clientId?: string): Detection {
   const read = envReader(io.env);
-  const source = detectSource(io.env);
+  const source = detectSource(io.env, { clientId });
   const variables: Record<string, string> = {};
   for (const name of SOURCE_VARIABLES[source]) {
     const value = read(name);
@@ -60,6 +65,12 @@ export function detect(io: CliIo): Detection {
   let endpoint: string;
   let note: string | undefined;
   switch (source) {
+    case "WorkloadIdentity": {
+      // Shown as the client builds it, unchecked: the token request (doctor's step 3) says what is wrong.
+      const host = (read("AZURE_AUTHORITY_HOST") ?? ENTRA_AUTHORITY_HOST).replace(/\/+$/, "");
+      endpoint = `${host}/${read("AZURE_TENANT_ID")}/oauth2/v2.0/token`;
+      break;
+    }
     case "ServiceFabric":
     case "AppService":
       endpoint = read("IDENTITY_ENDPOINT")!;

@@ -24,6 +24,7 @@ const PROBE_TIMEOUT_MS = 2000;
 const DEFAULT_RESOURCE = "https://management.azure.com";
 
 const SOURCE_DESCRIPTIONS: Readonly<Record<Source, string>> = {
+  WorkloadIdentity: "AKS workload identity: a federated token exchanged at Microsoft Entra ID",
   ServiceFabric: "Service Fabric",
   AppService: "App Service, Azure Functions or Container Apps",
   AzureML: "Azure Machine Learning",
@@ -68,9 +69,12 @@ export async function doctorCommand(args: readonly string[], io: CliIo): Promise
   out("1. Detection");
   let detection: Detection;
   try {
-    detection = detect(io);
+    detection = detect(io, identity.clientId);
   } catch (error) {
-    return finish(failure(error, undefined), "the environment cannot be read");
+    // Workload identity's variables set only in part is a configuration to fix, not a permission.
+    const source = error instanceof ManagedIdentityError ? error.source : undefined;
+    const code = failure(error, source);
+    return finish(code, source ? SUMMARIES[code] ?? "failed" : "the environment cannot be read");
   }
   const { source } = detection;
   out(`   Source: ${source} (${SOURCE_DESCRIPTIONS[source]})`);
@@ -89,7 +93,11 @@ export async function doctorCommand(args: readonly string[], io: CliIo): Promise
   out(`   ${probeLine(await probe(detection.endpoint, io, probeTimeout), source)}`);
 
   out();
-  out(`3. Token for ${resource}, ${describeIdentity(identity)} (one attempt, within the ${timeoutMs} ms deadline)`);
+  out(
+    `3. Token for ${resource}, ${
+      describeIdentity(identity, detection)
+    } (one attempt, within the ${timeoutMs} ms deadline)`,
+  );
   let code: number;
   try {
     // The attempt's own timeout is the whole deadline: the deadline's signal, started first,
@@ -112,7 +120,13 @@ export async function doctorCommand(args: readonly string[], io: CliIo): Promise
   return finish(code, SUMMARIES[code] ?? "failed");
 }
 
-function describeIdentity(identity: IdentityOptions): string {
+function describeIdentity(identity: IdentityOptions, detection: Detection): string {
+  if (detection.source === "WorkloadIdentity") {
+    // A workload identity is always a client ID: the flag's, or AZURE_CLIENT_ID's.
+    return identity.clientId
+      ? `the workload identity with client ID ${identity.clientId}`
+      : `the workload identity with client ID ${detection.variables.AZURE_CLIENT_ID} (AZURE_CLIENT_ID)`;
+  }
   if (identity.clientId) return `the user-assigned identity with client ID ${identity.clientId}`;
   if (identity.objectId) return `the user-assigned identity with object ID ${identity.objectId}`;
   if (identity.resourceId) return `the user-assigned identity ${identity.resourceId}`;
@@ -203,10 +217,76 @@ function inMinutes(date: Date): string {
   return minutes >= 0 ? `in ${minutes} min` : `${-minutes} min ago`;
 }
 
+/** On AKS, what makes the webhook set workload identity up. */
+const AKS_SETUP =
+  'On AKS, the pod needs the label azure.workload.identity/use: "true" and a service account annotated ' +
+  "with azure.workload.identity/client-id (the identity's client ID); the webhook then sets AZURE_CLIENT_ID, " +
+  "AZURE_TENANT_ID, AZURE_AUTHORITY_HOST and AZURE_FEDERATED_TOKEN_FILE and mounts the token file (recreate the pod " +
+  "after changing either).";
+
+/**
+ * What to do about a workload identity failure, from Microsoft Entra ID's AADSTS code
+ * (https://learn.microsoft.com/entra/identity-platform/reference-error-codes), or `undefined`
+ * for the general advice.
+ */
+function workloadAdvice(error: ManagedIdentityError): string | undefined {
+  switch (error.code) {
+    case "invalid_configuration":
+      return `${AKS_SETUP} On Deno, grant --allow-env and --allow-read for the token file.`;
+    case "unsupported_identity":
+      return "A workload identity is chosen by client ID only: pass --client-id, or drop the ID flag to use " +
+        "AZURE_CLIENT_ID.";
+    case "unavailable":
+      return "Microsoft Entra ID does not accept connections at AZURE_AUTHORITY_HOST (login.microsoftonline.com " +
+        "when unset): check the pod's egress (network policy, firewall, proxy) to that host on port 443.";
+    case "request_failed":
+      break;
+    default:
+      return undefined;
+  }
+  const aadsts = /^AADSTS(\d+)/.exec(error.errorDescription ?? "")?.[1];
+  switch (aadsts) {
+    case "70021":
+    case "700211":
+    case "700212":
+    case "700213":
+    case "7002137":
+    case "7002138":
+      return "No federated identity credential matches the service account token. On the identity (client ID " +
+        "AZURE_CLIENT_ID), the federated identity credential's issuer must be the cluster's OIDC issuer URL (az aks " +
+        "show --query oidcIssuerProfile.issuerUrl), its subject system:serviceaccount:<namespace>:<service account " +
+        "name> of this pod's service account, exactly (case matters), and its audience api://AzureADTokenExchange. " +
+        "List them with az identity federated-credential list; a new one can take a minute to apply.";
+    case "700016":
+      return "Microsoft Entra ID has no application or managed identity with this client ID in the tenant: check the " +
+        "client ID (AZURE_CLIENT_ID, from the service account's annotation azure.workload.identity/client-id, or " +
+        "--client-id) and the tenant (AZURE_TENANT_ID, or the annotation azure.workload.identity/tenant-id).";
+    case "90002":
+      return "The tenant is not known at this authority host: check AZURE_TENANT_ID, and that AZURE_AUTHORITY_HOST " +
+        "names the cloud the tenant is in.";
+    case "700024":
+      return "The service account token in the file has expired: the kubelet is not rotating it. Recreate the pod.";
+    case "50027":
+    case "700027":
+      return "The token file does not hold a valid service account token of this cluster: check that " +
+        "AZURE_FEDERATED_TOKEN_FILE names the projected token the webhook mounted, not another file.";
+  }
+  const status = error.status;
+  if (status === 400 || status === 401) {
+    return "Microsoft Entra ID refused the token exchange: its AADSTS code above says why (look it up at " +
+      "https://login.microsoftonline.com/error).";
+  }
+  return undefined;
+}
+
 /** What to do about a failure, in plain words. */
 function advice(error: ManagedIdentityError, source: Source | undefined, identity: IdentityOptions): string {
   const userAssigned = Object.keys(identity).length > 0;
   const code = error.code;
+  if (source === "WorkloadIdentity" || error.source === "WorkloadIdentity") {
+    const said = workloadAdvice(error);
+    if (said) return said;
+  }
   switch (code) {
     case "unavailable":
       return source === "DefaultToIMDS"

@@ -1,7 +1,9 @@
 /**
  * `azmi emulate`: runs the library's emulator of every source on loopback, prints the shell
  * variables that point a client at it (quoted for a POSIX shell), and stops on a signal. Also
- * the check that Azure Arc's key directory is writable, and the choice of sources by name.
+ * the check that Azure Arc's key directory and workload identity's token directory are
+ * writable, and the choice of sources by name. The federated token file's path is printed, its
+ * contents never.
  * @module
  */
 
@@ -16,6 +18,8 @@ import { EXIT_CODES } from "./common.ts";
 
 /** Aliases of `--source`, beside the Source names themselves (any case). */
 const SOURCE_ALIASES: ReadonlyMap<string, Source> = new Map<string, Source>([
+  ["wi", "WorkloadIdentity"],
+  ["aks", "WorkloadIdentity"],
   ["imds", "DefaultToIMDS"],
   ["appservice", "AppService"],
   ["arc", "AzureArc"],
@@ -38,7 +42,7 @@ interface FsView {
   accessSync(path: string, mode: number): void;
 }
 
-/** Whether the emulator can write Arc key files into `directory` (or create it): best effort. */
+/** Whether the emulator can write its files into `directory` (or create it): best effort. */
 function writableDirectory(directory: string): boolean {
   let fs: FsView;
   try {
@@ -101,6 +105,7 @@ function stopped(until: AbortSignal | undefined): Promise<string> {
 
 /** What each source accepts as a user-assigned identity, as the emulator enforces it (PROTOCOL.md section 2). */
 const USER_ASSIGNED: Readonly<Record<Source, string>> = {
+  WorkloadIdentity: "client ID only; AZURE_CLIENT_ID below is the default",
   DefaultToIMDS: "client, object or resource ID",
   AppService: "client, object or resource ID",
   AzureArc: "client, object or resource ID",
@@ -109,7 +114,10 @@ const USER_ASSIGNED: Readonly<Record<Source, string>> = {
   ServiceFabric: "none: the cluster's configuration decides",
 };
 
-/** `azmi emulate [--source NAME] [--port N] [--lifetime SECONDS] [--refresh-in SECONDS] [--arc-key-dir DIR]`. */
+/**
+ * `azmi emulate [--source NAME] [--port N] [--lifetime SECONDS] [--refresh-in SECONDS] [--arc-key-dir DIR]
+ * [--federated-token-dir DIR]`.
+ */
 export async function emulateCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs("emulate", args, {
     source: "a source name",
@@ -117,6 +125,7 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
     lifetime: "a number of seconds",
     "refresh-in": "a number of seconds",
     "arc-key-dir": "a directory",
+    "federated-token-dir": "a directory",
   });
   noPositionals("emulate", parsed);
   const named = parsed.values.get("source");
@@ -125,7 +134,7 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
     const source = sourceNamed(named);
     if (!source) {
       throw new UsageError(
-        `Flag "--source" expects one of ${ALL_SOURCES.join(", ")} (any case), or imds, appservice, arc, ` +
+        `Flag "--source" expects one of ${ALL_SOURCES.join(", ")} (any case), or wi, aks, imds, appservice, arc, ` +
           `cloudshell, servicefabric, ml: got "${named}"`,
         "emulate",
       );
@@ -144,6 +153,8 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
   const lifetimeSeconds = seconds("lifetime") ?? 3600;
   const refreshInSeconds = seconds("refresh-in");
   const arcKeyDirectory = parsed.values.get("arc-key-dir") ?? ARC_LINUX_TOKEN_DIRECTORY;
+  // Without the flag, a new directory in the system's temporary directory.
+  const federatedTokenDirectory = parsed.values.get("federated-token-dir");
 
   const notes: string[] = [];
   if (sources.includes("AzureArc") && !writableDirectory(arcKeyDirectory)) {
@@ -158,10 +169,29 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
     sources = sources.filter((source) => source !== "AzureArc");
     notes.push(`AzureArc is left out: ${why} (pass --arc-key-dir, or run as a user who can write there).`);
   }
+  if (
+    sources.includes("WorkloadIdentity") && federatedTokenDirectory !== undefined &&
+    !writableDirectory(federatedTokenDirectory)
+  ) {
+    const why = `workload identity's emulator cannot write its federated token file to ${federatedTokenDirectory}`;
+    if (named !== undefined) {
+      io.stderr(`azmi emulate: ${why}: pass --federated-token-dir with a writable directory\n`);
+      return EXIT_CODES.configuration;
+    }
+    sources = sources.filter((source) => source !== "WorkloadIdentity");
+    notes.push(`WorkloadIdentity is left out: ${why} (pass another --federated-token-dir).`);
+  }
 
   let running: RunningEmulator;
   try {
-    running = await serve({ sources, port, lifetimeSeconds, refreshInSeconds, arcKeyDirectory });
+    running = await serve({
+      sources,
+      port,
+      lifetimeSeconds,
+      refreshInSeconds,
+      arcKeyDirectory,
+      ...(federatedTokenDirectory === undefined ? {} : { federatedTokenDirectory }),
+    });
   } catch (error) {
     io.stderr(
       `azmi emulate: cannot start the emulator${port ? ` on port ${port}` : ""}: ${
@@ -193,6 +223,11 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
         comment(`The challenge's key files are written to ${arcKeyDirectory}. A real client accepts keys only`);
         comment(`from the agent's directory ${ARC_LINUX_TOKEN_DIRECTORY}, and on Deno needs --allow-read there.`);
       }
+      if (source === "WorkloadIdentity") {
+        comment("Microsoft Entra ID's token endpoint, over plain http: on loopback (a client allows that for an");
+        comment("emulator only). AZURE_FEDERATED_TOKEN_FILE holds a service account token the emulator signed and");
+        comment("rotates; it is removed at stop. On Deno a client needs --allow-read for it.");
+      }
       for (const [name, value] of Object.entries(running.env[source] ?? {})) {
         lines.push(`export ${name}=${shellQuote(value)}`);
       }
@@ -205,7 +240,10 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
       comment(`  object ID:   ${identity.objectId}`);
       comment(`  resource ID: ${identity.resourceId}`);
     }
-    comment(`System-assigned identity: client ID ${systemIdentity.clientId}, object ID ${systemIdentity.objectId}`);
+    comment(
+      `System-assigned identity: client ID ${systemIdentity.clientId}, object ID ${systemIdentity.objectId}` +
+        (sources.includes("WorkloadIdentity") ? " (WorkloadIdentity's AZURE_CLIENT_ID)" : ""),
+    );
     comment(
       `Tokens live ${lifetimeSeconds} s${
         refreshInSeconds === undefined ? "" : ` and carry refresh_in ${refreshInSeconds} s`

@@ -62,7 +62,8 @@ export const DETECT_HELP: string = `Usage: azmi detect [--json]
 
 Tells which managed identity source this environment has and which variables led to it,
 without touching the network. Secret values (IDENTITY_HEADER, MSI_SECRET) are never shown:
-they appear as <set, redacted>.
+they appear as <set, redacted>. For workload identity, AZURE_FEDERATED_TOKEN_FILE's path is
+shown; the file is not read.
 
 Options:
   --json              print { source, variables, endpoint, note? }
@@ -98,22 +99,27 @@ reachable, 4 timeout, 5 configuration error.
 
 /** `azmi emulate --help`. */
 export const EMULATE_HELP: string =
-  `Usage: azmi emulate [--source NAME] [--port N] [--lifetime SECONDS] [--refresh-in SECONDS] [--arc-key-dir DIR]
+  `Usage: azmi emulate [--source NAME] [--port N] [--lifetime SECONDS] [--refresh-in SECONDS]
+                    [--arc-key-dir DIR] [--federated-token-dir DIR]
 
-Runs local stand-ins of the managed identity endpoints on 127.0.0.1 and prints, for a shell,
-the variables that point a client at them. Tokens are unsigned and accepted by nothing: they
-only show what was asked for. Runs until Ctrl+C (SIGINT) or SIGTERM.
+Runs local stand-ins of the managed identity endpoints on 127.0.0.1 (for workload identity,
+Microsoft Entra ID's token endpoint and a federated token file) and prints, for a shell, the
+variables that point a client at them. Tokens are unsigned and accepted by nothing: they only
+show what was asked for. Runs until Ctrl+C (SIGINT) or SIGTERM.
 
 Options:
-  --source NAME       one source instead of all six: ${ALL_SOURCES.join(", ")}
-                      (any case), or imds, appservice, arc, cloudshell, servicefabric, ml
+  --source NAME       one source instead of all seven: ${ALL_SOURCES.join(", ")}
+                      (any case), or wi, aks, imds, appservice, arc, cloudshell, servicefabric, ml
   --port N            the first port (the next sources take the following ones); default: free ports
   --lifetime SECONDS  token lifetime (default 3600)
   --refresh-in SECONDS  send refresh_in with every token
   --arc-key-dir DIR   where Azure Arc's challenge key files are written (default the agent's
                       ${ARC_LINUX_TOKEN_DIRECTORY}; a real client accepts keys only from there)
+  --federated-token-dir DIR  where workload identity's federated token file is written, in a
+                      private directory of its own (default the system's temporary directory);
+                      removed at stop. Its path is printed, never its contents
   -h, --help          show this text
 
 Exit codes: 0 stopped by a signal, 1 the emulator could not start, 2 usage error,
-5 Azure Arc's key directory is not writable.
+5 Azure Arc's key directory or the federated token directory is not writable.
 `;

@@ -1,15 +1,25 @@
 /**
- * Web-standard handlers that behave like the six managed identity endpoints (PROTOCOL.md):
- * required headers, secrets and api-versions are checked and refused with each endpoint's real
- * error shape, user-assigned identities are honoured or refused per source, Azure Arc answers
- * with its 401 challenge and a key file it writes, and tokens carry claims that match the
- * request.
+ * Web-standard handlers that behave like the six managed identity endpoints (PROTOCOL.md) and
+ * like Microsoft Entra ID's token endpoint for workload identity: required headers, secrets,
+ * forms and api-versions are checked and refused with each endpoint's real error shape,
+ * user-assigned identities are honoured or refused per source, Azure Arc answers with its 401
+ * challenge and a key file it writes, workload identity's federated token file is written and
+ * rotated, and tokens carry claims that match the request.
  * @module
  */
 
 import type { Source } from "../types.ts";
 import { droppedResponse, type Fault, pause } from "./faults.ts";
-import { type EmulatedIdentity, emulatedToken } from "./token.ts";
+import { type EmulatedIdentity, emulatedToken, EMULATOR_TENANT } from "./token.ts";
+import {
+  answerTokenRequest,
+  createSigner,
+  entraError,
+  FEDERATED_TOKEN_LIFETIME_SECONDS,
+  type FederatedCredential,
+  federatedCredential,
+  serviceAccountClaims,
+} from "./workload.ts";
 
 /** Options of {@linkcode createEmulator}. */
 export interface EmulatorOptions {
@@ -23,6 +33,12 @@ export interface EmulatorOptions {
   readonly secret?: string;
   /** Where the Arc endpoint writes its key files. Default the agent's, `/var/opt/azcmagent/tokens`. */
   readonly arcKeyDirectory?: string;
+  /**
+   * Where workload identity's federated token file is written: in a new private directory
+   * (mode 0700) inside this one, which is created when missing. Default the system's temporary
+   * directory. {@linkcode Emulator.cleanup} removes the file and that private directory.
+   */
+  readonly federatedTokenDirectory?: string;
   /** Scripted answers per source, used one per request before normal behaviour resumes. */
   readonly faults?: Partial<Record<Source, readonly Fault[]>>;
   /** The clock, in milliseconds. Default `Date.now`. */
@@ -45,22 +61,39 @@ export interface EmulatedRequest {
 export interface Emulator {
   /** The secret the endpoints require (`IDENTITY_HEADER`, `MSI_SECRET`, Service Fabric's `Secret`). */
   readonly secret: string;
-  /** The system-assigned identity. */
+  /**
+   * The system-assigned identity. For workload identity, which has none, the identity of the
+   * default client ID (`AZURE_CLIENT_ID`, the service account's annotation on AKS).
+   */
   readonly systemIdentity: EmulatedIdentity;
-  /** The user-assigned identities. */
+  /** The user-assigned identities (for workload identity: the other client IDs it accepts). */
   readonly identities: readonly EmulatedIdentity[];
+  /**
+   * The federated identity credential every identity has, for workload identity: a federated
+   * token is exchanged only when its issuer, subject and audience are these.
+   */
+  readonly federatedCredential: FederatedCredential;
   /** The requests so far (the newest 10,000), oldest first. */
   readonly requests: readonly EmulatedRequest[];
   /** The handler of one source's endpoint. */
   handler(source: Source): (request: Request) => Promise<Response>;
   /** Appends scripted answers for a source. */
   fault(source: Source, ...faults: Fault[]): void;
-  /** Removes the Arc key files the emulator wrote. */
+  /**
+   * Writes workload identity's federated token file (a JWT-shaped Kubernetes service account
+   * token the emulator signs, valid for an hour) and returns its path, for
+   * `AZURE_FEDERATED_TOKEN_FILE`. Later calls return the same path; like the kubelet, they (and
+   * the endpoint's requests) write a new token in its place once the file is 80% of its
+   * lifetime old. One file per emulator, whatever the number of calls.
+   */
+  federatedTokenFile(): Promise<string>;
+  /** Removes the Arc key files and the federated token file (with its directory) the emulator wrote. */
   cleanup(): Promise<void>;
 }
 
 /** The paths and api-versions of each endpoint. */
 export const EMULATED_API_VERSIONS: Readonly<Record<Source, string>> = {
+  WorkloadIdentity: "",
   DefaultToIMDS: "2018-02-01",
   AppService: "2019-08-01",
   AzureArc: "2020-06-01",
@@ -86,17 +119,26 @@ function identity(name: string): EmulatedIdentity {
 
 interface FsView {
   mkdir(path: string, options: { recursive: boolean }): Promise<unknown>;
+  mkdtemp(prefix: string): Promise<string>;
   writeFile(path: string, data: string, options: { mode: number }): Promise<void>;
-  rm(path: string, options: { force: boolean }): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  rm(path: string, options: { force: boolean; recursive?: boolean }): Promise<void>;
 }
 
-function fileSystem(): FsView {
+function builtin<T>(name: string, why: string): T {
   const load = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }).process
     ?.getBuiltinModule;
-  const fs = load?.("node:fs/promises") as FsView | undefined;
-  if (!fs) throw new Error("The Azure Arc emulator needs node:fs/promises to write its key file");
-  return fs;
+  const module = load?.(name) as T | undefined;
+  if (!module) throw new Error(`The emulator needs ${name} to ${why}`);
+  return module;
 }
+
+const fileSystem = () => builtin<FsView>("node:fs/promises", "write its key and token files");
+
+/** The federated token file's name, as the AKS webhook mounts it. */
+const TOKEN_FILE_NAME = "azure-identity-token";
+// The kubelet rotates a projected token once it is 80% of its lifetime old.
+const ROTATE_AFTER_MS = FEDERATED_TOKEN_LIFETIME_SECONDS * 800;
 
 /** The user-assigned identity a query names: its kind and value, or nothing for system-assigned. */
 function named(
@@ -114,8 +156,9 @@ function named(
   return [undefined, null];
 }
 
-// Each source's error body shape (PROTOCOL.md section 4).
+// Each source's error body shape (PROTOCOL.md sections 4 and 10).
 function errorBody(source: Source, status: number, code: string, message: string): Response {
+  if (source === "WorkloadIdentity") return entraError(status, code, undefined, message, { now: Date.now() });
   const body = source === "DefaultToIMDS" || source === "AzureArc"
     ? { error: code, error_description: message }
     : source === "AppService" || source === "AzureML"
@@ -158,6 +201,45 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   const requests: EmulatedRequest[] = [];
   // Key contents -> key file path, oldest first; the paths are also what cleanup() removes.
   const arcKeys = new Map<string, string>();
+  // Workload identity: the credential every identity trusts, the key that signs federated
+  // tokens, and the one token file (its private directory, and when it was last written).
+  const credential = federatedCredential();
+  const signer = createSigner();
+  let tokenFile: { readonly directory: string; readonly path: string; writtenAt: number } | undefined;
+  let tokenWrite: Promise<string> | undefined;
+
+  /** Writes a new federated token into the file (atomically: a temporary file renamed over it). */
+  async function writeTokenFile(): Promise<string> {
+    const fs = fileSystem();
+    if (!tokenFile) {
+      const base = (options.federatedTokenDirectory ??
+        builtin<{ tmpdir(): string }>("node:os", "find a temporary directory").tmpdir())
+        .replace(/[\\/]+$/, "");
+      await fs.mkdir(base, { recursive: true });
+      const directory = await fs.mkdtemp(`${base}/azmi-workload-identity-`);
+      tokenFile = { directory, path: `${directory}/${TOKEN_FILE_NAME}`, writtenAt: 0 };
+    }
+    const { path } = tokenFile;
+    const issued = now();
+    const token = await signer.sign(serviceAccountClaims(credential, Math.floor(issued / 1000)));
+    const temporary = `${path}.${uuid()}.tmp`;
+    try {
+      await fs.writeFile(temporary, token, { mode: 0o600 });
+      await fs.rename(temporary, path);
+    } catch (error) {
+      await fs.rm(temporary, { force: true }).catch(() => {});
+      throw error;
+    }
+    tokenFile.writtenAt = issued;
+    return path;
+  }
+
+  /** The token file's path, written first or rotated when due; one write at a time. */
+  function federatedTokenFile(): Promise<string> {
+    if (tokenFile?.writtenAt && now() - tokenFile.writtenAt < ROTATE_AFTER_MS) return Promise.resolve(tokenFile.path);
+    tokenWrite ??= writeTokenFile().finally(() => tokenWrite = undefined);
+    return tokenWrite;
+  }
 
   /** Finds the user-assigned identity a request names, `null` for system-assigned, `undefined` when unknown. */
   const lookup = (kind: keyof EmulatedIdentity | undefined, value: string | null) => {
@@ -167,11 +249,16 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
 
   const token = (source: Source, resource: string, who: EmulatedIdentity, extra: Record<string, unknown> = {}) => {
     const issued = Math.floor(now() / 1000);
-    const expires = issued + lifetime;
+    // Entra counts expires_in from its answer, a second short of the lifetime: 3599 for an hour.
+    const seconds = source === "WorkloadIdentity" ? Math.max(1, lifetime - 1) : lifetime;
+    const expires = issued + seconds;
     const access = emulatedToken(source, resource, who, issued, expires);
     const refresh = options.refreshInSeconds === undefined ? {} : { refresh_in: options.refreshInSeconds };
-    // Each endpoint's real field types: IMDS, Arc and Cloud Shell send numbers as strings.
-    const body = source === "ServiceFabric"
+    // Each endpoint's real field types: IMDS, Arc and Cloud Shell send numbers as strings,
+    // Entra numbers as numbers.
+    const body = source === "WorkloadIdentity"
+      ? { token_type: "Bearer", expires_in: seconds, ext_expires_in: seconds, access_token: access }
+      : source === "ServiceFabric"
       ? { access_token: access, expires_on: expires, resource, token_type: "Bearer" }
       : source === "AppService" || source === "AzureML"
       ? { access_token: access, expires_on: String(expires), resource, token_type: "Bearer", client_id: who.clientId }
@@ -290,6 +377,19 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         if (!resource) return errorBody(source, 400, "ArgumentNullOrEmpty", "Resource is null or empty.");
         return token(source, resource, systemIdentity);
       }
+      case "WorkloadIdentity": {
+        // Like the kubelet, keep the file fresh (a failed rewrite leaves the old one); the
+        // assertion presented is checked as it is.
+        if (tokenFile) await federatedTokenFile().catch(() => {});
+        return answerTokenRequest(request, {
+          tenant: EMULATOR_TENANT,
+          credential,
+          identities: [systemIdentity, ...identities],
+          signer,
+          now,
+          token: (resource, who) => token(source, resource, who),
+        });
+      }
     }
   }
 
@@ -297,6 +397,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     secret,
     systemIdentity,
     identities,
+    federatedCredential: credential,
     requests,
     handler: (source) => async (request) => {
       const url = new URL(request.url);
@@ -328,12 +429,18 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     fault(source, ...faults) {
       scripts.set(source, [...(scripts.get(source) ?? []), ...faults]);
     },
+    federatedTokenFile,
     async cleanup() {
-      if (arcKeys.size === 0) return;
+      await tokenWrite?.catch(() => {});
+      const written = tokenFile;
+      tokenFile = undefined;
+      if (arcKeys.size === 0 && !written) return;
       const fs = fileSystem();
       const paths = [...arcKeys.values()];
       arcKeys.clear();
       await Promise.all(paths.map((path) => fs.rm(path, { force: true })));
+      // The token file's directory is the emulator's own (mkdtemp): removed whole.
+      if (written) await fs.rm(written.directory, { recursive: true, force: true });
     },
   };
 }

@@ -1,8 +1,9 @@
 /**
  * A local emulator of every Azure managed identity source, for trying the client off Azure and
  * for tests: Web-standard `(Request) => Response` handlers that behave like IMDS, App Service,
- * Azure Arc, Cloud Shell, Service Fabric and Azure ML, with fault injection, and `serve()` to
- * run them on loopback with the runtime's own server.
+ * Azure Arc, Cloud Shell, Service Fabric, Azure ML and, for AKS workload identity, Microsoft
+ * Entra ID's token endpoint (with the federated token file it writes), with fault injection, and
+ * `serve()` to run them on loopback with the runtime's own server.
  *
  * @example Run every source on loopback
  * ```ts ignore
@@ -23,4 +24,6 @@ export { ALL_SOURCES, pemThumbprint, serve } from "./serve.ts";
 export type { RunningEmulator, ServeOptions } from "./serve.ts";
 export { emulatedToken, EMULATOR_TENANT, readClaims } from "./token.ts";
 export type { EmulatedClaims, EmulatedIdentity } from "./token.ts";
+export { FEDERATED_TOKEN_AUDIENCE } from "./workload.ts";
+export type { FederatedCredential } from "./workload.ts";
 export type { Source } from "../types.ts";

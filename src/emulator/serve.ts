@@ -2,16 +2,19 @@
  * Runs the emulated endpoints on loopback with the runtime's own server (Deno.serve, Bun.serve
  * or node:http / node:https) and tells which environment variables point a client at them.
  * Service Fabric is served over HTTPS with the development certificate, whose thumbprint goes
- * into `IDENTITY_SERVER_THUMBPRINT`.
+ * into `IDENTITY_SERVER_THUMBPRINT`; workload identity's Entra endpoint over plain HTTP on
+ * loopback (which the client allows for an authority host), with its federated token file.
  * @module
  */
 
 import type { Source } from "../types.ts";
 import { DEV_CERTIFICATE, DEV_PRIVATE_KEY } from "./dev_cert.ts";
 import { createEmulator, type Emulator, type EmulatorOptions } from "./emulator.ts";
+import { EMULATOR_TENANT } from "./token.ts";
 
 /** Every source, in detection order. */
 export const ALL_SOURCES: readonly Source[] = [
+  "WorkloadIdentity",
   "ServiceFabric",
   "AppService",
   "AzureML",
@@ -22,7 +25,7 @@ export const ALL_SOURCES: readonly Source[] = [
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions extends EmulatorOptions {
-  /** The sources to serve. Default all six. */
+  /** The sources to serve. Default all seven ({@linkcode ALL_SOURCES}). */
   readonly sources?: readonly Source[];
   /** The first port (the next sources take the following ones); 0 picks free ports. Default 0. */
   readonly port?: number;
@@ -40,11 +43,14 @@ export interface RunningEmulator {
   readonly urls: Readonly<Partial<Record<Source, string>>>;
   /** The SHA-1 thumbprint of the Service Fabric endpoint's development certificate. */
   readonly thumbprint: string;
-  /** Stops every server and removes the Arc key files. */
+  /** Stops every server and removes the Arc key files and the federated token file. */
   close(): Promise<void>;
 }
 
 type Handler = (request: Request) => Promise<Response>;
+
+/** How often a running emulator checks whether the federated token file is due for rotation. */
+const ROTATION_CHECK_MS = 60_000;
 interface Listening {
   readonly port: number;
   close(): Promise<void>;
@@ -173,8 +179,11 @@ async function listen(handler: Handler, hostname: string, port: number, tls: boo
 /**
  * Starts emulated endpoints on loopback and returns the environment variables for each.
  *
- * On Deno this needs `--allow-net=127.0.0.1`, and for Azure Arc `--allow-write` to its key
- * directory.
+ * On Deno this needs `--allow-net=127.0.0.1`, for Azure Arc `--allow-write` to its key
+ * directory, and for workload identity `--allow-read` and `--allow-write` where the federated
+ * token file goes (`federatedTokenDirectory`, by default the temporary directory, whose name
+ * also needs `--allow-env`). The token file is rewritten before it expires, as the kubelet does,
+ * for as long as the servers run.
  *
  * @example Serve App Service and point a client at it
  * ```ts ignore
@@ -195,7 +204,13 @@ export async function serve(options: ServeOptions = {}): Promise<RunningEmulator
   const servers: Listening[] = [];
   const env: Partial<Record<Source, Record<string, string>>> = {};
   const urls: Partial<Record<Source, string>> = {};
+  let rotation: ReturnType<typeof setInterval> | undefined;
   try {
+    const tokenFile = sources.includes("WorkloadIdentity") ? await emulator.federatedTokenFile() : undefined;
+    if (tokenFile) {
+      // Keeps the token file fresh while no request comes (the endpoint also does on each request).
+      rotation = setInterval(() => emulator.federatedTokenFile().catch(() => {}), ROTATION_CHECK_MS);
+    }
     for (const [index, source] of sources.entries()) {
       const tls = source === "ServiceFabric";
       const server = await listen(emulator.handler(source), hostname, options.port ? options.port + index : 0, tls);
@@ -204,8 +219,20 @@ export async function serve(options: ServeOptions = {}): Promise<RunningEmulator
         hostname.includes(":") ? `[${hostname}]` : hostname
       }:${server.port}`;
       const token = `${origin}/metadata/identity/oauth2/token`;
-      urls[source] = source === "DefaultToIMDS" ? token : source === "AzureArc" ? token : `${origin}/msi/token`;
-      env[source] = source === "ServiceFabric"
+      urls[source] = source === "WorkloadIdentity"
+        ? `${origin}/${EMULATOR_TENANT}/oauth2/v2.0/token`
+        : source === "DefaultToIMDS" || source === "AzureArc"
+        ? token
+        : `${origin}/msi/token`;
+      env[source] = source === "WorkloadIdentity"
+        ? {
+          AZURE_FEDERATED_TOKEN_FILE: tokenFile!,
+          AZURE_TENANT_ID: EMULATOR_TENANT,
+          AZURE_CLIENT_ID: emulator.systemIdentity.clientId,
+          // As the AKS webhook sets it: with a trailing slash.
+          AZURE_AUTHORITY_HOST: `${origin}/`,
+        }
+        : source === "ServiceFabric"
         ? { IDENTITY_ENDPOINT: urls[source]!, IDENTITY_HEADER: emulator.secret, IDENTITY_SERVER_THUMBPRINT: thumbprint }
         : source === "AppService"
         ? { IDENTITY_ENDPOINT: urls[source]!, IDENTITY_HEADER: emulator.secret }
@@ -218,7 +245,9 @@ export async function serve(options: ServeOptions = {}): Promise<RunningEmulator
         : { AZURE_POD_IDENTITY_AUTHORITY_HOST: origin };
     }
   } catch (error) {
+    clearInterval(rotation);
     await Promise.all(servers.map((server) => server.close()));
+    await emulator.cleanup();
     throw error;
   }
   return {
@@ -227,6 +256,7 @@ export async function serve(options: ServeOptions = {}): Promise<RunningEmulator
     urls,
     thumbprint,
     async close() {
+      clearInterval(rotation);
       await Promise.all(servers.map((server) => server.close()));
       await emulator.cleanup();
     },

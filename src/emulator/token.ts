@@ -34,6 +34,8 @@ export interface EmulatedClaims {
   readonly sub: string;
   /** The identity's Azure resource ID. */
   readonly xms_mirid: string;
+  /** The tenant: always {@linkcode EMULATOR_TENANT}. */
+  readonly tid: string;
   /** The identity type: always `app`. */
   readonly idtyp: "app";
   /** The emulated source that issued the token. */
@@ -43,11 +45,11 @@ export interface EmulatedClaims {
 /** The tenant the emulator pretends to belong to. */
 export const EMULATOR_TENANT = "72f988bf-0000-4000-8000-00000000a2f1";
 
-const base64url = (text: string) =>
-  btoa(String.fromCharCode(...new TextEncoder().encode(text))).replace(/=+$/, "").replace(/\+/g, "-").replace(
-    /\//g,
-    "_",
-  );
+/** Bytes as base64url, without padding (JWT's encoding). */
+export const base64urlBytes = (bytes: Uint8Array): string =>
+  btoa(String.fromCharCode(...bytes)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+
+const base64url = (text: string) => base64urlBytes(new TextEncoder().encode(text));
 
 /** Builds an unsigned JWT-shaped token (`header.claims.`). */
 export function emulatedToken(
@@ -67,6 +69,7 @@ export function emulatedToken(
     oid: identity.objectId,
     sub: identity.objectId,
     xms_mirid: identity.resourceId,
+    tid: EMULATOR_TENANT,
     idtyp: "app",
     azmi_source: source,
   };

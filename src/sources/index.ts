@@ -11,9 +11,11 @@ import { cloudShell } from "./cloud_shell.ts";
 import { imds } from "./imds.ts";
 import { serviceFabric } from "./service_fabric.ts";
 import type { SourceDefinition } from "./source.ts";
+import { workloadIdentity } from "./workload_identity.ts";
 
 /** Every source's definition, by name. */
 export const SOURCES: Readonly<Record<Source, SourceDefinition>> = {
+  WorkloadIdentity: workloadIdentity,
   DefaultToIMDS: imds,
   AppService: appService,
   CloudShell: cloudShell,

@@ -18,6 +18,8 @@ export interface RequestSpec {
   readonly url: URL;
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: string;
+  /** Secret values the request carries outside its secret headers (a client assertion in the body). */
+  readonly secrets?: readonly string[];
   /** `false` when this request must never be retried (Arc's challenge). */
   readonly retry?: false;
 }
@@ -41,6 +43,12 @@ export interface BuildContext {
   readonly clientCapabilities: readonly string[];
   /** The cached access token being replaced, for sources that revoke it (Service Fabric). */
   readonly cachedToken?: string;
+  /** The client's clock, in milliseconds since the epoch. */
+  readonly now: number;
+  /** Ends any work building the request does (reading a token file), with `timeoutMs`. */
+  readonly signal?: AbortSignal;
+  /** The client's per-attempt timeout, which also bounds the request's own file work. */
+  readonly timeoutMs: number;
 }
 
 /** A parse step's result: a token, or one more request to make (Arc's challenge). */
@@ -58,8 +66,8 @@ export interface ParseContext extends ReplyContext {
   readonly timeoutMs: number;
 }
 
-/** Which retry rules apply (PROTOCOL.md section 7). */
-export type RetryRules = "imds" | "standard";
+/** Which retry rules apply (PROTOCOL.md section 7; `entra` for Microsoft Entra ID's token endpoint). */
+export type RetryRules = "imds" | "standard" | "entra";
 
 /** How a source accepts user-assigned identities. */
 export interface IdentitySupport {
@@ -76,6 +84,8 @@ export interface EndpointVariable {
   readonly fallback?: string;
   /** How its host is checked; `local` by default. */
   readonly rule?: HostRule;
+  /** Turns the checked URL into the token URL (workload identity adds the tenant), or throws. */
+  readonly resolve?: (url: URL, env: EnvReader) => URL;
 }
 
 /** One managed identity source. */
@@ -90,6 +100,11 @@ export interface SourceDefinition {
   readonly probe?: true;
   readonly retry: RetryRules;
   readonly identities: IdentitySupport;
+  /**
+   * The identity the source really serves, when the environment names it rather than the caller
+   * (workload identity's `AZURE_CLIENT_ID`): used for requests and the cache key alike.
+   */
+  readonly identityOf?: (identity: Identity, env: EnvReader) => Identity;
   /** Runs once at construction: captures and validates what must not change later. */
   readonly configure?: (env: EnvReader, internal: InternalOptions) => unknown;
   /** The transport's `fetch` for this source when the caller gives none (Service Fabric pins TLS). */
@@ -151,8 +166,17 @@ export function isLocalHost(url: URL): boolean {
   return host === "[::1]" || /^\[(fe[89ab][0-9a-f]|f[cd][0-9a-f]{2}):/.test(host);
 }
 
-/** How an endpoint variable's host is checked: on this machine or its network, or (pinned TLS) anywhere. */
-export type HostRule = "local" | "pinned";
+/**
+ * How an endpoint variable's host is checked: on this machine or its network (`local`); anywhere
+ * (`pinned`, Service Fabric, whose certificate is pinned); or (`authority`, Microsoft Entra ID's
+ * host) anywhere over `https:`, and over plain `http:` only on loopback, for emulators.
+ */
+export type HostRule = "local" | "pinned" | "authority";
+
+/** Whether `url` names this machine itself: `localhost`, 127.0.0.0/8 or `[::1]`. */
+export function isLoopback(url: URL): boolean {
+  return /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/i.test(url.hostname);
+}
 
 /**
  * Reads an endpoint variable as an absolute http(s) URL, refusing credentials in it (a runtime
@@ -169,6 +193,9 @@ export function endpointUrl(source: Source, name: string, value: string | undefi
     new ManagedIdentityError("invalid_configuration", `${name} must be ${why}: got ${shown}`, { source });
   if (url?.protocol !== "http:" && url?.protocol !== "https:") throw refuse("an http: or https: URL");
   if (url.username !== "" || url.password !== "") throw refuse("a URL without user:password@");
+  if (rule === "authority" && url.protocol === "http:" && !isLoopback(url)) {
+    throw refuse("an https: URL (plain http: only for a loopback host, such as an emulator)");
+  }
   if (rule === "local" && !isLocalHost(url)) {
     throw refuse(
       "a URL whose host is on this machine or its private network (localhost, or a loopback, link-local or " +
@@ -180,8 +207,9 @@ export function endpointUrl(source: Source, name: string, value: string | undefi
 
 /** The endpoint that a source's variable names now, checked by {@linkcode endpointUrl}. */
 export function readEndpoint(source: SourceDefinition, env: EnvReader): URL {
-  const { name, fallback, rule } = source.endpoint;
-  return endpointUrl(source.name, name, env(name) ?? fallback, rule);
+  const { name, fallback, rule, resolve } = source.endpoint;
+  const url = endpointUrl(source.name, name, env(name) ?? fallback, rule);
+  return resolve ? resolve(url, env) : url;
 }
 
 /** The endpoint's origin and path, never its query string (which may carry parameters). */
@@ -215,4 +243,9 @@ export function secretHeaderValues(headers: Readonly<Record<string, string>>): s
     if (credential) values.push(credential);
   }
   return values;
+}
+
+/** Every secret value a request carries: its secret headers' and its own `secrets`. */
+export function requestSecrets(spec: RequestSpec): string[] {
+  return [...secretHeaderValues(spec.headers), ...(spec.secrets ?? [])];
 }
