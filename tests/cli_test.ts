@@ -22,7 +22,7 @@ import { loopback } from "./helpers/fake.ts";
 
 const VAULT = "https://vault.azure.net";
 const SECRET = "s3cret-identity-header-value";
-const THUMBPRINT = "DFAC3317049336919FB3857F03760DCFDE8B274E";
+const THUMBPRINT = "9B765EBD524777EF0B3DAF630C3B61E669DE4254";
 const APP_SERVICE: EnvRecord = { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/msi/token", IDENTITY_HEADER: SECRET };
 
 /** Runs `main` with an env record and a fake fetch, capturing what it prints. */
@@ -527,6 +527,13 @@ describe("azmi emulate", () => {
       assert.equal(token.source, "AppService");
       assert.equal(readClaims(token.accessToken)?.aud, VAULT);
       assert.ok(token.expiresOn.getTime() > Date.now() + 110 * 60_000);
+      // The issuer and keys that validate the tokens are printed, and the keys are served.
+      assert.match(out, new RegExp(`issuer https://sts\\.windows\\.net/${EMULATOR_TENANT}/ `));
+      assert.equal(readClaims(token.accessToken)?.iss, `https://sts.windows.net/${EMULATOR_TENANT}/`);
+      const jwksUri = /keys at\n# (http:\S+\/discovery\/keys) /.exec(out)?.[1];
+      assert.ok(jwksUri, "the keys' URL is printed");
+      const { keys } = await (await fetch(jwksUri)).json() as { keys: { kid: string }[] };
+      assert.equal(keys.length, 1);
 
       const clientId = /client ID: +([0-9a-f-]{36})/.exec(out)?.[1];
       assert.ok(clientId, "the user-assigned client ID is printed");

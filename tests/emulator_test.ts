@@ -1,12 +1,27 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { X509Certificate } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { get as httpsGet } from "node:https";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import { ManagedIdentityError, type Source } from "../mod.ts";
-import { ALL_SOURCES, createEmulator, type Emulator, EMULATOR_TENANT, readClaims, serve } from "../src/emulator/mod.ts";
+import {
+  ALL_SOURCES,
+  createEmulator,
+  DEV_CA_CERTIFICATE,
+  DEV_CERTIFICATE_THUMBPRINT,
+  EMULATED_HOST_RESOURCE_IDS,
+  type EmulatedIdentity,
+  type Emulator,
+  EMULATOR_TENANT,
+  pemThumbprint,
+  readClaims,
+  serve,
+} from "../src/emulator/mod.ts";
 import { testClient } from "./helpers/fake.ts";
 
 const VAULT = "https://vault.azure.net";
@@ -191,6 +206,12 @@ describe("createEmulator() endpoints", () => {
       assert.equal(challenge.status, 401);
       const realm = /^Basic realm=(.+)$/.exec(challenge.headers.get("www-authenticate") ?? "")?.[1];
       assert.ok(realm?.startsWith(dir) && realm.endsWith(".key"));
+      // A small JSON body, in IMDS's error shape: a client that parses every body (msal-node) must not fail.
+      assert.match(challenge.headers.get("content-type") ?? "", /^application\/json/);
+      const body = JSON.parse(await challenge.text()) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(body), ["error", "error_description"]);
+      assert.equal(body.error, "unauthorized_client");
+      assert.match(String(body.error_description), /WWW-Authenticate/);
       const wrong = await handler(new Request(url, { headers: { Metadata: "true", Authorization: "Basic nope" } }));
       assert.equal(wrong.status, 401);
       await emulator.cleanup();
@@ -760,5 +781,355 @@ describe("workload identity: the emulator as Microsoft Entra ID's token endpoint
         await emulator.cleanup();
       }
     }, "azmi-emulator-wi-");
+  });
+});
+
+describe("the development certificates of the Service Fabric endpoint", () => {
+  const SERVER_AUTH = Buffer.from("06082b06010505070301", "hex"); // OID 1.3.6.1.5.5.7.3.1 (serverAuth)
+  // keyUsage (2.5.29.15), critical, keyCertSign and cRLSign.
+  const CA_KEY_USAGE = Buffer.from("0603551d0f0101ff040403020106", "hex");
+  const fingerprint = (x509: X509Certificate) => x509.fingerprint.replace(/:/g, "");
+  const sfQuery = "?api-version=2019-07-01-preview&resource=https%3A%2F%2Fvault.azure.net";
+
+  /** The certificate chain the endpoint presents, read with verification off. */
+  function presented(url: string): Promise<{ leaf: X509Certificate; issuer: X509Certificate | undefined }> {
+    const { hostname, port } = new URL(url);
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({ host: hostname, port: Number(port), rejectUnauthorized: false }, () => {
+        const peer = socket.getPeerCertificate(true);
+        socket.destroy();
+        const issuer = peer.issuerCertificate && peer.issuerCertificate !== peer
+          ? new X509Certificate(peer.issuerCertificate.raw)
+          : undefined;
+        resolve({ leaf: new X509Certificate(peer.raw), issuer });
+      });
+      socket.on("error", reject);
+    });
+  }
+
+  test("the server certificate is a leaf (CA:FALSE, serverAuth, SANs) signed by the development CA (CA:TRUE, keyCertSign)", async () => {
+    const ca = new X509Certificate(DEV_CA_CERTIFICATE);
+    assert.equal(ca.ca, true);
+    assert.ok(ca.raw.includes(CA_KEY_USAGE), "keyUsage: critical, keyCertSign, cRLSign");
+    assert.equal(ca.checkIssued(ca), true, "self-signed");
+    const running = await serve({ sources: ["ServiceFabric"] });
+    try {
+      const { leaf, issuer } = await presented(running.urls.ServiceFabric!);
+      assert.equal(leaf.ca, false);
+      assert.ok(leaf.raw.includes(SERVER_AUTH), "extendedKeyUsage: serverAuth");
+      const names = (leaf.subjectAltName ?? "").split(", ");
+      assert.ok(names.includes("DNS:localhost") && names.includes("IP Address:127.0.0.1"), leaf.subjectAltName);
+      assert.equal(leaf.checkIssued(ca), true);
+      assert.equal(leaf.verify(ca.publicKey), true);
+      assert.ok(issuer, "the chain is served with the CA");
+      assert.equal(fingerprint(issuer), fingerprint(ca));
+      // The pin is the leaf's SHA-1, not the CA's.
+      assert.equal(fingerprint(leaf), DEV_CERTIFICATE_THUMBPRINT);
+      assert.notEqual(fingerprint(ca), DEV_CERTIFICATE_THUMBPRINT);
+      assert.equal(running.thumbprint, DEV_CERTIFICATE_THUMBPRINT);
+      assert.equal(running.env.ServiceFabric!.IDENTITY_SERVER_THUMBPRINT, DEV_CERTIFICATE_THUMBPRINT);
+      assert.equal(await pemThumbprint(leaf.toString()), DEV_CERTIFICATE_THUMBPRINT);
+    } finally {
+      await running.close();
+    }
+  });
+
+  test("a client that trusts the development CA instead of pinning reaches the endpoint (node:https with ca)", async () => {
+    const running = await serve({ sources: ["ServiceFabric"] });
+    try {
+      const url = new URL(`${running.urls.ServiceFabric!}${sfQuery}`);
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        httpsGet(
+          url,
+          { ca: DEV_CA_CERTIFICATE, agent: false, headers: { Secret: running.emulator.secret } },
+          (response) => {
+            let body = "";
+            response.setEncoding("utf8");
+            response.on("data", (chunk: string) => body += chunk);
+            response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+          },
+        ).on("error", reject);
+      });
+      assert.equal(answer.status, 200);
+      assert.equal(readClaims((JSON.parse(answer.body) as { access_token: string }).access_token)!.aud, VAULT);
+      // Without the CA it is refused: the trust is what makes it work.
+      await assert.rejects(
+        new Promise((resolve, reject) => httpsGet(url, { agent: false }, resolve).on("error", reject)),
+      );
+    } finally {
+      await running.close();
+    }
+  });
+
+  test("on Deno, fetch with Deno.createHttpClient({ caCerts: [DEV_CA_CERTIFICATE] }) reaches the endpoint", async (context) => {
+    const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+    if (!deno) return context.skip("Deno only: Bun and Node do the same with node:https's ca (the test above)");
+    const running = await serve({ sources: ["ServiceFabric"] });
+    const client = deno.createHttpClient({ caCerts: [DEV_CA_CERTIFICATE] });
+    try {
+      const url = `${running.urls.ServiceFabric!}${sfQuery}`;
+      const response = await fetch(url, { client, headers: { Secret: running.emulator.secret } });
+      assert.equal(response.status, 200);
+      const body = await response.json() as { access_token: string };
+      assert.equal(readClaims(body.access_token)!.aud, VAULT);
+      // rustls refused the old single CA:TRUE certificate even when trusted (CaUsedAsEndEntity);
+      // without the CA, it is untrusted.
+      await assert.rejects(fetch(url, { headers: { Secret: running.emulator.secret } }));
+    } finally {
+      client.close();
+      await running.close();
+    }
+  });
+});
+
+describe("tokens like Entra's: RS256-signed v1 tokens, with the OpenID configuration and keys that validate them", () => {
+  interface Jwk {
+    kty: string;
+    use: string;
+    kid: string;
+    x5t: string;
+    n: string;
+    e: string;
+    x5c: string[];
+    alg: string;
+  }
+  const decode = (part: string) => JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
+  const header = (token: string) => decode(token.split(".")[0]!) as Record<string, unknown>;
+  const getJson = async (url: string) => {
+    const response = await fetch(url);
+    assert.equal(response.status, 200, url);
+    assert.match(response.headers.get("content-type") ?? "", /^application\/json/, url);
+    return await response.json() as Record<string, unknown>;
+  };
+
+  /** Whether `token`'s RS256 signature verifies with `jwk`, by Web Crypto alone. */
+  async function verifies(token: string, jwk: Jwk): Promise<boolean> {
+    const [head, body, signature] = token.split(".");
+    const key = await crypto.subtle.importKey(
+      "jwk",
+      { kty: jwk.kty, n: jwk.n, e: jwk.e, alg: jwk.alg, ext: true },
+      { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
+      false,
+      ["verify"],
+    );
+    return await crypto.subtle.verify(
+      "RSASSA-PKCS1-v1_5",
+      key,
+      new Uint8Array(Buffer.from(signature!, "base64url")),
+      new TextEncoder().encode(`${head}.${body}`),
+    );
+  }
+
+  const CLAIMS = [
+    "aud",
+    "iss",
+    "iat",
+    "nbf",
+    "exp",
+    "appid",
+    "appidacr",
+    "idp",
+    "idtyp",
+    "oid",
+    "sub",
+    "tid",
+    "uti",
+    "ver",
+    "xms_mirid",
+    "azmi_source",
+  ];
+
+  test("every source's token, system- and user-assigned, verifies with the served keys and carries Entra's v1 claims", async () => {
+    await withTempDir(async (dir) => {
+      const running = await serve({ arcKeyDirectory: dir, federatedTokenDirectory: dir, lifetimeSeconds: 5400 });
+      try {
+        const issuer = `https://sts.windows.net/${EMULATOR_TENANT}/`;
+        assert.equal(running.issuer, issuer);
+        assert.equal(running.emulator.issuer, issuer);
+        const configuration = await getJson(running.openIdConfiguration);
+        assert.equal(configuration.issuer, issuer);
+        assert.equal(configuration.jwks_uri, running.jwksUri);
+        assert.deepEqual(configuration.id_token_signing_alg_values_supported, ["RS256"]);
+        // On the WorkloadIdentity server: its token endpoint is the one the emulator answers.
+        assert.equal(
+          running.openIdConfiguration,
+          `${new URL(running.urls.WorkloadIdentity!).origin}/${EMULATOR_TENANT}/.well-known/openid-configuration`,
+        );
+        const { keys } = await getJson(running.jwksUri) as { keys: Jwk[] };
+        assert.equal(keys.length, 1);
+        const [jwk] = keys as [Jwk];
+        assert.deepEqual(Object.keys(jwk).sort(), ["alg", "e", "kid", "kty", "n", "use", "x5c", "x5t"]);
+        assert.equal(jwk.kty, "RSA");
+        assert.equal(jwk.use, "sig");
+        assert.equal(jwk.alg, "RS256");
+        assert.equal(jwk.e, "AQAB");
+        assert.equal(Buffer.from(jwk.n, "base64url").length, 256, "2048 bits");
+        assert.deepEqual(await running.emulator.jwks(), { keys });
+
+        const user = running.emulator.identities[0]!;
+        const system = running.emulator.systemIdentity;
+        let checked = 0;
+        for (const source of ALL_SOURCES) {
+          const kinds: [string, { clientId?: string }, EmulatedIdentity, string][] = [
+            ["system-assigned", {}, system, EMULATED_HOST_RESOURCE_IDS[source]],
+          ];
+          if (source !== "ServiceFabric" && source !== "CloudShell") {
+            kinds.push(["user-assigned", { clientId: user.clientId }, user, user.resourceId]);
+          }
+          for (const [kind, options, who, mirid] of kinds) {
+            const what = `${source}, ${kind}`;
+            const client = testClient({ env: running.env[source]!, ...options }, { arcTokenDirectory: dir });
+            const { accessToken } = await client.acquireToken(`${VAULT}/.default`);
+            assert.deepEqual(header(accessToken), { typ: "JWT", alg: "RS256", x5t: jwk.x5t, kid: jwk.kid }, what);
+            assert.equal(await verifies(accessToken, jwk), true, what);
+            const claims = readClaims(accessToken)!;
+            assert.deepEqual(Object.keys(claims), CLAIMS, what);
+            assert.equal(claims.aud, VAULT, what);
+            assert.equal(claims.iss, configuration.issuer, what);
+            assert.equal(claims.idp, issuer, what);
+            assert.equal(claims.tid, EMULATOR_TENANT, what);
+            assert.equal(claims.appid, who.clientId, what);
+            assert.equal(claims.appidacr, "2", what);
+            assert.equal(claims.idtyp, "app", what);
+            assert.equal(claims.oid, who.objectId, what);
+            assert.equal(claims.sub, who.objectId, what);
+            assert.equal(claims.ver, "1.0", what);
+            assert.equal(claims.xms_mirid, mirid, what);
+            assert.match(String(claims.uti), /^[\w-]{22}$/, what);
+            assert.equal(claims.nbf, claims.iat, what);
+            assert.ok(Math.abs(Number(claims.iat) - Date.now() / 1000) < 60, what);
+            assert.equal(Number(claims.exp) - Number(claims.iat), source === "WorkloadIdentity" ? 5399 : 5400, what);
+            assert.equal(claims.azmi_source, source, what);
+            checked++;
+          }
+        }
+        assert.equal(checked, 12);
+        // Where each system-assigned identity lives, as Entra names it in xms_mirid.
+        assert.match(
+          EMULATED_HOST_RESOURCE_IDS.DefaultToIMDS,
+          /\/providers\/Microsoft\.Compute\/virtualMachines\/[^/]+$/,
+        );
+        assert.match(EMULATED_HOST_RESOURCE_IDS.AppService, /\/providers\/Microsoft\.Web\/sites\/[^/]+$/);
+        assert.match(EMULATED_HOST_RESOURCE_IDS.AzureArc, /\/providers\/Microsoft\.HybridCompute\/machines\/[^/]+$/);
+        assert.match(
+          EMULATED_HOST_RESOURCE_IDS.WorkloadIdentity,
+          /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[^/]+$/,
+        );
+        assert.match(user.resourceId, /\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[^/]+$/);
+      } finally {
+        await running.close();
+      }
+    });
+  });
+
+  test("a token with one flipped signature byte, or another emulator's token, fails verification", async () => {
+    const emulator = createEmulator();
+    const response = await emulator.handler("DefaultToIMDS")(
+      new Request(`http://e/t?api-version=2018-02-01&resource=${encodeURIComponent(VAULT)}`, {
+        headers: { Metadata: "true" },
+      }),
+    );
+    const token = ((await response.json()) as { access_token: string }).access_token;
+    const [jwk] = (await emulator.jwks()).keys as unknown as [Jwk];
+    assert.equal(await verifies(token, jwk), true);
+    const [head, body, signature] = token.split(".") as [string, string, string];
+    const bytes = Buffer.from(signature, "base64url");
+    for (const at of [0, 100, bytes.length - 1]) {
+      const flipped = Buffer.from(bytes);
+      flipped[at] = flipped[at]! ^ 0x01;
+      assert.equal(await verifies(`${head}.${body}.${flipped.toString("base64url")}`, jwk), false, `byte ${at}`);
+    }
+    // A changed claim breaks it too, and another emulator has another key.
+    const claims = { ...readClaims(token)!, aud: "https://management.azure.com" };
+    const forged = `${head}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${signature}`;
+    assert.equal(await verifies(forged, jwk), false);
+    const [other] = (await createEmulator().jwks()).keys as unknown as [Jwk];
+    assert.notEqual(other.kid, jwk.kid);
+    assert.equal(await verifies(token, other), false);
+  });
+
+  test("the key's x5c is a self-signed certificate of that key, whose SHA-1 is x5t and kid", async () => {
+    const [jwk] = (await createEmulator().jwks()).keys as unknown as [Jwk];
+    const certificate = new X509Certificate(Buffer.from(jwk.x5c[0]!, "base64"));
+    assert.equal(Buffer.from(certificate.fingerprint.replace(/:/g, ""), "hex").toString("base64url"), jwk.x5t);
+    assert.equal(jwk.kid, jwk.x5t);
+    assert.equal(certificate.verify(certificate.publicKey), true);
+    assert.equal(certificate.ca, false);
+    assert.match(certificate.subject, /azmi emulator token signing/);
+    const exported = certificate.publicKey.export({ format: "jwk" }) as { n?: string; e?: string };
+    assert.equal(exported.n, jwk.n);
+    assert.equal(exported.e, jwk.e);
+  });
+
+  test("every server answers Entra's discovery paths with its own origin; another tenant is Entra's AADSTS90002", async () => {
+    await withTempDir(async (dir) => {
+      const running = await serve({
+        sources: ["AppService", "WorkloadIdentity"],
+        federatedTokenDirectory: dir,
+        faults: { AppService: [{ status: 500 }] },
+      });
+      try {
+        const { keys } = await running.emulator.jwks();
+        for (const source of ["AppService", "WorkloadIdentity"] as const) {
+          const origin = new URL(running.urls[source]!).origin;
+          const base = `${origin}/${EMULATOR_TENANT}`;
+          const v1 = await getJson(`${base}/.well-known/openid-configuration`);
+          assert.equal(v1.issuer, `https://sts.windows.net/${EMULATOR_TENANT}/`);
+          assert.equal(v1.jwks_uri, `${base}/discovery/keys`);
+          assert.equal(v1.token_endpoint, `${base}/oauth2/token`);
+          assert.deepEqual(v1.id_token_signing_alg_values_supported, ["RS256"]);
+          const v2 = await getJson(`${base}/v2.0/.well-known/openid-configuration`);
+          // As Entra's: the v2.0 issuer, which v1 tokens do not carry.
+          assert.equal(v2.issuer, `https://login.microsoftonline.com/${EMULATOR_TENANT}/v2.0`);
+          assert.equal(v2.jwks_uri, `${base}/discovery/v2.0/keys`);
+          assert.equal(v2.token_endpoint, `${base}/oauth2/v2.0/token`);
+          for (
+            const path of [
+              "/common/discovery/keys",
+              `/${EMULATOR_TENANT}/discovery/keys`,
+              `/common/discovery/v2.0/keys`,
+            ]
+          ) {
+            assert.deepEqual(await getJson(`${origin}${path}`), { keys }, path);
+          }
+          const other = await fetch(`${origin}/11111111-2222-3333-4444-555555555555/.well-known/openid-configuration`);
+          assert.equal(other.status, 400);
+          const refused = await other.json() as Record<string, unknown>;
+          assert.equal(refused.error, "invalid_tenant");
+          assert.deepEqual(refused.error_codes, [90002]);
+        }
+        // The v2.0 token endpoint the WorkloadIdentity server's document names is the one it answers.
+        const v2 = await getJson(
+          `${new URL(running.urls.WorkloadIdentity!).origin}/${EMULATOR_TENANT}/v2.0/.well-known/openid-configuration`,
+        );
+        assert.equal(v2.token_endpoint, running.urls.WorkloadIdentity);
+        // Discovery is neither logged nor subject to faults: the scripted 500 is still there for the token request.
+        assert.equal(running.emulator.requests.length, 0);
+        const sleeps: number[] = [];
+        const client = testClient({ env: running.env.AppService! }, {
+          sleep: (ms) => (sleeps.push(ms), Promise.resolve()),
+        });
+        assert.ok((await client.acquireToken(VAULT)).accessToken);
+        assert.deepEqual(running.emulator.requests.map((r) => r.status), [500, 200]);
+      } finally {
+        await running.close();
+      }
+    }, "azmi-emulator-wi-");
+  });
+
+  test("without sockets, a handler answers the OpenID configuration with the request's origin", async () => {
+    const emulator = createEmulator();
+    const response = await emulator.handler("DefaultToIMDS")(
+      new Request(`http://169.254.169.254/${EMULATOR_TENANT}/.well-known/openid-configuration`),
+    );
+    const configuration = await response.json() as Record<string, unknown>;
+    assert.equal(configuration.jwks_uri, `http://169.254.169.254/${EMULATOR_TENANT}/discovery/keys`);
+    assert.equal(configuration.issuer, emulator.issuer);
+    // Not a GET: the source's own answer.
+    const post = await emulator.handler("DefaultToIMDS")(
+      new Request(`http://169.254.169.254/${EMULATOR_TENANT}/.well-known/openid-configuration`, { method: "POST" }),
+    );
+    assert.equal(post.status, 400);
+    assert.equal(((await post.json()) as { error: string }).error, "invalid_request");
   });
 });

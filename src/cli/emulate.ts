@@ -204,7 +204,9 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
     const lines: string[] = [];
     const comment = (text = "") => lines.push(text ? `# ${text}` : "#");
     comment(`azmi emulate: ${sources.length === 1 ? "an emulated endpoint" : "emulated endpoints"} on loopback.`);
-    comment("Tokens are unsigned and accepted by nothing: they only show what was asked for.");
+    comment("Tokens are RS256-signed v1 access tokens, as Microsoft Entra ID issues to managed identities. An API");
+    comment(`validates them with issuer ${running.issuer} and the keys at`);
+    comment(`${running.jwksUri} (OpenID configuration: ${running.openIdConfiguration}).`);
     if (sources.some((source) => source === "AppService" || source === "ServiceFabric" || source === "AzureML")) {
       comment("IDENTITY_HEADER and MSI_SECRET below are the emulator's own throwaway secret, generated at start:");
       comment("printing them is fine, they are not a real secret.");
@@ -217,7 +219,8 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
       lines.push("");
       lines.push(`# ${source}: ${running.urls[source]} (user-assigned identity: ${USER_ASSIGNED[source]})`);
       if (source === "ServiceFabric") {
-        comment("HTTPS with a development certificate, pinned by IDENTITY_SERVER_THUMBPRINT.");
+        comment("HTTPS with a development certificate, pinned by IDENTITY_SERVER_THUMBPRINT; a client that trusts");
+        comment("rather than pins trusts the development CA, DEV_CA_CERTIFICATE of @azmi/managed-identity/emulator.");
       }
       if (source === "AzureArc") {
         comment(`The challenge's key files are written to ${arcKeyDirectory}. A real client accepts keys only`);

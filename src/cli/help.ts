@@ -104,8 +104,9 @@ export const EMULATE_HELP: string =
 
 Runs local stand-ins of the managed identity endpoints on 127.0.0.1 (for workload identity,
 Microsoft Entra ID's token endpoint and a federated token file) and prints, for a shell, the
-variables that point a client at them. Tokens are unsigned and accepted by nothing: they only
-show what was asked for. Runs until Ctrl+C (SIGINT) or SIGTERM.
+variables that point a client at them. Tokens are RS256-signed v1 access tokens; the issuer and
+the OpenID configuration and keys that validate them are printed too. Runs until Ctrl+C
+(SIGINT) or SIGTERM.
 
 Options:
   --source NAME       one source instead of all seven: ${ALL_SOURCES.join(", ")}

@@ -4,13 +4,17 @@
  * forms and api-versions are checked and refused with each endpoint's real error shape,
  * user-assigned identities are honoured or refused per source, Azure Arc answers with its 401
  * challenge and a key file it writes, workload identity's federated token file is written and
- * rotated, and tokens carry claims that match the request.
+ * rotated, and tokens are RS256-signed v1 access tokens whose claims match the request, which
+ * every endpoint's server lets a client validate with Entra's OpenID discovery documents and
+ * keys (discovery.ts).
  * @module
  */
 
 import type { Source } from "../types.ts";
+import { answerDiscovery } from "./discovery.ts";
 import { droppedResponse, type Fault, pause } from "./faults.ts";
-import { type EmulatedIdentity, emulatedToken, EMULATOR_TENANT } from "./token.ts";
+import { createSigningKey, type EmulatorJwks, type EmulatorSigningKey } from "./signing.ts";
+import { type EmulatedIdentity, emulatedToken, EMULATOR_ISSUER, EMULATOR_TENANT } from "./token.ts";
 import {
   answerTokenRequest,
   createSigner,
@@ -63,7 +67,9 @@ export interface Emulator {
   readonly secret: string;
   /**
    * The system-assigned identity. For workload identity, which has none, the identity of the
-   * default client ID (`AZURE_CLIENT_ID`, the service account's annotation on AKS).
+   * default client ID (`AZURE_CLIENT_ID`, the service account's annotation on AKS). Its
+   * `resourceId` is IMDS's virtual machine; a token's `xms_mirid` for it names the resource that
+   * hosts it on each source, {@linkcode EMULATED_HOST_RESOURCE_IDS}.
    */
   readonly systemIdentity: EmulatedIdentity;
   /** The user-assigned identities (for workload identity: the other client IDs it accepts). */
@@ -73,10 +79,24 @@ export interface Emulator {
    * token is exchanged only when its issuer, subject and audience are these.
    */
   readonly federatedCredential: FederatedCredential;
-  /** The requests so far (the newest 10,000), oldest first. */
+  /** The issuer of its tokens, Entra's for v1 tokens: `https://sts.windows.net/{tenant}/`. */
+  readonly issuer: string;
+  /** The key that signs its tokens (made on first use, RSA 2048), whose public half it publishes. */
+  readonly signingKey: EmulatorSigningKey;
+  /**
+   * The token requests so far (the newest 10,000), oldest first. Requests for the discovery
+   * documents and keys are not logged.
+   */
   readonly requests: readonly EmulatedRequest[];
-  /** The handler of one source's endpoint. */
+  /**
+   * The handler of one source's endpoint. Whatever the source, it also answers `GET` of the
+   * OpenID configuration (`/{tenant}/.well-known/openid-configuration`, and its `v2.0` form) and
+   * of the keys (`/common/discovery/keys`, `/{tenant}/discovery/keys`, and their `v2.0` forms),
+   * as Entra does, with URLs on the server that answered (faults do not apply to them).
+   */
   handler(source: Source): (request: Request) => Promise<Response>;
+  /** The public key that verifies its tokens, as served at the `discovery/keys` URLs. */
+  jwks(): Promise<EmulatorJwks>;
   /** Appends scripted answers for a source. */
   fault(source: Source, ...faults: Fault[]): void;
   /**
@@ -104,6 +124,25 @@ export const EMULATED_API_VERSIONS: Readonly<Record<Source, string>> = {
 
 const uuid = () => crypto.randomUUID();
 
+const RESOURCES = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/azmi-emulator/providers";
+
+/**
+ * Per source, the Azure resource that hosts the system-assigned identity: the `xms_mirid` of its
+ * tokens, as Entra sets it. For workload identity, which has no system-assigned identity, the
+ * user-assigned identity of the default client ID. Cloud Shell's real endpoint hands out the
+ * signed-in user's token, which has no `xms_mirid`; the emulator's is an app token like the
+ * others, naming the user's Cloud Shell console.
+ */
+export const EMULATED_HOST_RESOURCE_IDS: Readonly<Record<Source, string>> = {
+  WorkloadIdentity: `${RESOURCES}/Microsoft.ManagedIdentity/userAssignedIdentities/azmi-workload-identity`,
+  DefaultToIMDS: `${RESOURCES}/Microsoft.Compute/virtualMachines/emulated-vm`,
+  AppService: `${RESOURCES}/Microsoft.Web/sites/emulated-app`,
+  AzureArc: `${RESOURCES}/Microsoft.HybridCompute/machines/emulated-machine`,
+  AzureML: `${RESOURCES}/Microsoft.MachineLearningServices/workspaces/emulated-workspace/computes/emulated-compute`,
+  CloudShell: "/providers/Microsoft.Portal/consoles/default",
+  ServiceFabric: `${RESOURCES}/Microsoft.ServiceFabric/managedclusters/emulated-cluster/applications/emulated-app`,
+};
+
 // Bounds for a long-running emulator (`azmi emulate`): the request log and the Arc key files.
 const MAX_LOGGED_REQUESTS = 10_000;
 const MAX_ARC_KEYS = 100;
@@ -112,8 +151,7 @@ function identity(name: string): EmulatedIdentity {
   return {
     clientId: uuid(),
     objectId: uuid(),
-    resourceId:
-      `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/azmi-emulator/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`,
+    resourceId: `${RESOURCES}/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`,
   };
 }
 
@@ -156,6 +194,26 @@ function named(
   return [undefined, null];
 }
 
+/**
+ * Azure Arc's challenge: 401 with `WWW-Authenticate: Basic realm=<key file>` and a small JSON
+ * body. What the real agent (himds) sends as the body is not documented: Microsoft's walkthrough
+ * (https://learn.microsoft.com/azure/azure-arc/servers/managed-identity-authentication) reads
+ * only the header, MSAL's and the Azure SDKs' tests mock the 401 with an empty or made-up body,
+ * and the one recorded exchange with a real agent found, an @azure/identity 4.2.1 debug log
+ * against `localhost:40342` on Windows (https://github.com/Azure/autorest.typescript/issues/2354),
+ * shows `content-type: application/json` but not the body (core-rest-pipeline logs headers
+ * only). So the body here is JSON in IMDS's error shape, which the agent mirrors for its other
+ * errors (PROTOCOL.md section 4): a client that parses every body as JSON, as msal-node 7.2
+ * does, must not fail on the challenge (`Unexpected end of JSON input` on an empty one).
+ */
+function arcChallenge(path: string): Response {
+  return Response.json({
+    error: "unauthorized_client",
+    error_description: "The request needs the key in the file named by WWW-Authenticate's realm, " +
+      "sent back as Authorization: Basic <key>",
+  }, { status: 401, headers: { "WWW-Authenticate": `Basic realm=${path}` } });
+}
+
 // Each source's error body shape (PROTOCOL.md sections 4 and 10).
 function errorBody(source: Source, status: number, code: string, message: string): Response {
   if (source === "WorkloadIdentity") return entraError(status, code, undefined, message, { now: Date.now() });
@@ -192,8 +250,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   const systemIdentity: EmulatedIdentity = {
     clientId: uuid(),
     objectId: uuid(),
-    resourceId:
-      "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/azmi-emulator/providers/Microsoft.Compute/virtualMachines/emulated-vm",
+    resourceId: EMULATED_HOST_RESOURCE_IDS.DefaultToIMDS,
   };
   const identities = options.identities ?? [identity("azmi-emulated-identity")];
   const scripts = new Map<Source, Fault[]>();
@@ -205,6 +262,8 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   // tokens, and the one token file (its private directory, and when it was last written).
   const credential = federatedCredential();
   const signer = createSigner();
+  // The access tokens' key: RSA, made on first use (serve() asks for it at start).
+  const signingKey = createSigningKey(now);
   let tokenFile: { readonly directory: string; readonly path: string; writtenAt: number } | undefined;
   let tokenWrite: Promise<string> | undefined;
 
@@ -247,12 +306,20 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     return identities.find((id) => id[kind].toLowerCase() === value.toLowerCase());
   };
 
-  const token = (source: Source, resource: string, who: EmulatedIdentity, extra: Record<string, unknown> = {}) => {
+  /** The success answer: a token for `resource` and identity `who` (`null`: system-assigned). */
+  const token = async (
+    source: Source,
+    resource: string,
+    who: EmulatedIdentity | null,
+    extra: Record<string, unknown> = {},
+  ) => {
     const issued = Math.floor(now() / 1000);
     // Entra counts expires_in from its answer, a second short of the lifetime: 3599 for an hour.
     const seconds = source === "WorkloadIdentity" ? Math.max(1, lifetime - 1) : lifetime;
     const expires = issued + seconds;
-    const access = emulatedToken(source, resource, who, issued, expires);
+    // The system-assigned identity's xms_mirid is the resource that hosts it.
+    const identity = who ?? { ...systemIdentity, resourceId: EMULATED_HOST_RESOURCE_IDS[source] };
+    const access = await emulatedToken(signingKey, source, resource, identity, issued, expires);
     const refresh = options.refreshInSeconds === undefined ? {} : { refresh_in: options.refreshInSeconds };
     // Each endpoint's real field types: IMDS, Arc and Cloud Shell send numbers as strings,
     // Entra numbers as numbers.
@@ -261,10 +328,16 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       : source === "ServiceFabric"
       ? { access_token: access, expires_on: expires, resource, token_type: "Bearer" }
       : source === "AppService" || source === "AzureML"
-      ? { access_token: access, expires_on: String(expires), resource, token_type: "Bearer", client_id: who.clientId }
+      ? {
+        access_token: access,
+        expires_on: String(expires),
+        resource,
+        token_type: "Bearer",
+        client_id: identity.clientId,
+      }
       : {
         access_token: access,
-        client_id: who.clientId,
+        client_id: identity.clientId,
         expires_in: String(lifetime),
         expires_on: String(expires),
         ext_expires_in: String(lifetime),
@@ -311,7 +384,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
               arcKeys.delete(old);
               await fs.rm(oldPath, { force: true });
             }
-            return new Response(null, { status: 401, headers: { "WWW-Authenticate": `Basic realm=${path}` } });
+            return arcChallenge(path);
           }
           const key = /^Basic (.+)$/.exec(authorization)?.[1];
           if (!key || !arcKeys.has(key)) {
@@ -338,7 +411,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         const echo = source === "AzureArc" && who && kind
           ? { [query.has("msi_res_id") ? "msi_res_id" : kind === "clientId" ? "client_id" : "object_id"]: value }
           : {};
-        return token(source, resource, who ?? systemIdentity, echo);
+        return token(source, resource, who, echo);
       }
       case "AppService":
       case "AzureML": {
@@ -358,7 +431,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         if (who === undefined) {
           return errorBody(source, 400, "invalid_request", "No managed identity found for the specified identity");
         }
-        return token(source, resource, who ?? systemIdentity);
+        return token(source, resource, who);
       }
       case "CloudShell": {
         if (request.method !== "POST") return errorBody(source, 405, "BadRequest", "Only POST is supported");
@@ -367,7 +440,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         }
         const resource = new URLSearchParams(await request.text()).get("resource");
         if (!resource) return errorBody(source, 400, "BadRequest", "The form body must carry resource");
-        return token(source, resource, systemIdentity);
+        return token(source, resource, null);
       }
       case "ServiceFabric": {
         if (request.headers.get("secret") !== secret) {
@@ -375,7 +448,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         }
         const resource = query.get("resource");
         if (!resource) return errorBody(source, 400, "ArgumentNullOrEmpty", "Resource is null or empty.");
-        return token(source, resource, systemIdentity);
+        return token(source, resource, null);
       }
       case "WorkloadIdentity": {
         // Like the kubelet, keep the file fresh (a failed rewrite leaves the old one); the
@@ -387,7 +460,8 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
           identities: [systemIdentity, ...identities],
           signer,
           now,
-          token: (resource, who) => token(source, resource, who),
+          // The default client ID's identity stands for the system-assigned one.
+          token: (resource, who) => token(source, resource, who === systemIdentity ? null : who),
         });
       }
     }
@@ -398,8 +472,13 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     systemIdentity,
     identities,
     federatedCredential: credential,
+    issuer: EMULATOR_ISSUER,
+    signingKey,
     requests,
+    jwks: () => signingKey.jwks(),
     handler: (source) => async (request) => {
+      const discovery = await answerDiscovery(request, signingKey, now);
+      if (discovery) return discovery;
       const url = new URL(request.url);
       const fault = scripts.get(source)?.shift();
       let response: Response;

@@ -5,6 +5,13 @@
  * Entra ID's token endpoint (with the federated token file it writes), with fault injection, and
  * `serve()` to run them on loopback with the runtime's own server.
  *
+ * Its tokens are RS256-signed v1 access tokens with the claims Entra gives managed identities;
+ * every server also serves Entra's OpenID configuration and keys for them, so an API validates
+ * them as it would Entra's (issuer `https://sts.windows.net/{tenant}/`, `RunningEmulator.jwksUri`).
+ * Service Fabric's HTTPS endpoint uses development certificates: pin
+ * {@linkcode DEV_CERTIFICATE_THUMBPRINT}, or trust {@linkcode DEV_CA_CERTIFICATE}. They are for
+ * development only: the server certificate's private key is public on purpose.
+ *
  * @example Run every source on loopback
  * ```ts ignore
  * import { serve } from "@azmi/managed-identity/emulator";
@@ -17,12 +24,15 @@
  * @module
  */
 
-export { createEmulator, EMULATED_API_VERSIONS } from "./emulator.ts";
+export { DEV_CA_CERTIFICATE, DEV_CERTIFICATE_THUMBPRINT } from "./dev_cert.ts";
+export { createEmulator, EMULATED_API_VERSIONS, EMULATED_HOST_RESOURCE_IDS } from "./emulator.ts";
 export type { EmulatedRequest, Emulator, EmulatorOptions } from "./emulator.ts";
 export type { Fault } from "./faults.ts";
 export { ALL_SOURCES, pemThumbprint, serve } from "./serve.ts";
 export type { RunningEmulator, ServeOptions } from "./serve.ts";
-export { emulatedToken, EMULATOR_TENANT, readClaims } from "./token.ts";
+export { createSigningKey } from "./signing.ts";
+export type { EmulatorJwk, EmulatorJwks, EmulatorSigningKey } from "./signing.ts";
+export { emulatedToken, EMULATOR_ISSUER, EMULATOR_TENANT, readClaims } from "./token.ts";
 export type { EmulatedClaims, EmulatedIdentity } from "./token.ts";
 export { FEDERATED_TOKEN_AUDIENCE } from "./workload.ts";
 export type { FederatedCredential } from "./workload.ts";

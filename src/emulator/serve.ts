@@ -1,14 +1,16 @@
 /**
  * Runs the emulated endpoints on loopback with the runtime's own server (Deno.serve, Bun.serve
  * or node:http / node:https) and tells which environment variables point a client at them.
- * Service Fabric is served over HTTPS with the development certificate, whose thumbprint goes
- * into `IDENTITY_SERVER_THUMBPRINT`; workload identity's Entra endpoint over plain HTTP on
- * loopback (which the client allows for an authority host), with its federated token file.
+ * Service Fabric is served over HTTPS with the development certificate (dev_cert.ts), whose
+ * thumbprint goes into `IDENTITY_SERVER_THUMBPRINT`, with the development authority as its chain;
+ * workload identity's Entra endpoint over plain HTTP on loopback (which the client allows for an
+ * authority host), with its federated token file. Every server also answers the OpenID
+ * configuration and the keys that validate the emulator's tokens (discovery.ts).
  * @module
  */
 
 import type { Source } from "../types.ts";
-import { DEV_CERTIFICATE, DEV_PRIVATE_KEY } from "./dev_cert.ts";
+import { DEV_CA_CERTIFICATE, DEV_CERTIFICATE, DEV_CERTIFICATE_THUMBPRINT, DEV_PRIVATE_KEY } from "./dev_cert.ts";
 import { createEmulator, type Emulator, type EmulatorOptions } from "./emulator.ts";
 import { EMULATOR_TENANT } from "./token.ts";
 
@@ -41,8 +43,24 @@ export interface RunningEmulator {
   readonly env: Readonly<Partial<Record<Source, Readonly<Record<string, string>>>>>;
   /** Per source, the endpoint URL. */
   readonly urls: Readonly<Partial<Record<Source, string>>>;
-  /** The SHA-1 thumbprint of the Service Fabric endpoint's development certificate. */
+  /**
+   * The SHA-1 thumbprint of the Service Fabric endpoint's development certificate (the server
+   * certificate, not its authority): {@linkcode DEV_CERTIFICATE_THUMBPRINT}.
+   */
   readonly thumbprint: string;
+  /** The issuer an API validating the emulator's tokens expects: `https://sts.windows.net/{tenant}/`. */
+  readonly issuer: string;
+  /**
+   * The URL of the OpenID configuration (v1, whose `issuer` the tokens carry):
+   * `<origin>/{tenant}/.well-known/openid-configuration` on the WorkloadIdentity server when it
+   * is served (the v2.0 document's `token_endpoint` is then the one it answers), else on the
+   * first plain-HTTP one, else on Service Fabric's HTTPS one (trust
+   * {@linkcode DEV_CA_CERTIFICATE} to read it). Every server answers it, each with its own
+   * origin in the URLs.
+   */
+  readonly openIdConfiguration: string;
+  /** The URL of the keys (JSON Web Key Set) on the same server: `<origin>/{tenant}/discovery/keys`. */
+  readonly jwksUri: string;
   /** Stops every server and removes the Arc key files and the federated token file. */
   close(): Promise<void>;
 }
@@ -141,7 +159,8 @@ function nodeListener(handler: Handler, scheme: string): NodeListener {
 
 async function listen(handler: Handler, hostname: string, port: number, tls: boolean): Promise<Listening> {
   const runtime = globalThis as { Deno?: DenoView; Bun?: BunView };
-  const certificate = tls ? { cert: DEV_CERTIFICATE, key: DEV_PRIVATE_KEY } : undefined;
+  // The server certificate, then its authority: a chain a client can verify from the authority.
+  const certificate = tls ? { cert: `${DEV_CERTIFICATE}${DEV_CA_CERTIFICATE}`, key: DEV_PRIVATE_KEY } : undefined;
   if (runtime.Deno) {
     const server = runtime.Deno.serve({ hostname, port, ...certificate, onListen() {} }, handler);
     return { port: server.addr.port, close: () => server.shutdown() };
@@ -200,12 +219,15 @@ export async function serve(options: ServeOptions = {}): Promise<RunningEmulator
   const emulator = createEmulator(options);
   const hostname = options.hostname ?? "127.0.0.1";
   const sources = options.sources ?? ALL_SOURCES;
-  const thumbprint = await pemThumbprint(DEV_CERTIFICATE);
+  const thumbprint = DEV_CERTIFICATE_THUMBPRINT;
   const servers: Listening[] = [];
+  const origins = new Map<Source, string>();
   const env: Partial<Record<Source, Record<string, string>>> = {};
   const urls: Partial<Record<Source, string>> = {};
   let rotation: ReturnType<typeof setInterval> | undefined;
   try {
+    // The token signing key, made now rather than by the first token request.
+    await emulator.jwks();
     const tokenFile = sources.includes("WorkloadIdentity") ? await emulator.federatedTokenFile() : undefined;
     if (tokenFile) {
       // Keeps the token file fresh while no request comes (the endpoint also does on each request).
@@ -218,6 +240,7 @@ export async function serve(options: ServeOptions = {}): Promise<RunningEmulator
       const origin = `${tls ? "https" : "http"}://${
         hostname.includes(":") ? `[${hostname}]` : hostname
       }:${server.port}`;
+      origins.set(source, origin);
       const token = `${origin}/metadata/identity/oauth2/token`;
       urls[source] = source === "WorkloadIdentity"
         ? `${origin}/${EMULATOR_TENANT}/oauth2/v2.0/token`
@@ -250,11 +273,17 @@ export async function serve(options: ServeOptions = {}): Promise<RunningEmulator
     await emulator.cleanup();
     throw error;
   }
+  const discovery = origins.get("WorkloadIdentity") ??
+    [...origins.values()].find((origin) => origin.startsWith("http:")) ?? [...origins.values()][0];
+  const base = `${discovery}/${EMULATOR_TENANT}`;
   return {
     emulator,
     env,
     urls,
     thumbprint,
+    issuer: emulator.issuer,
+    openIdConfiguration: `${base}/.well-known/openid-configuration`,
+    jwksUri: `${base}/discovery/keys`,
     async close() {
       clearInterval(rotation);
       await Promise.all(servers.map((server) => server.close()));

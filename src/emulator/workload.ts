@@ -143,6 +143,22 @@ export function entraError(
   }, { status, headers: { "x-ms-request-id": traceId } });
 }
 
+/** Entra's answer for a tenant it does not know: 400 `invalid_tenant`, AADSTS90002. */
+export function unknownTenant(
+  tenant: string,
+  options: { readonly now: number; readonly request?: Request },
+): Response {
+  return entraError(
+    400,
+    "invalid_tenant",
+    90002,
+    `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are ` +
+      "signing into the correct cloud. Check with your subscription administrator, this may happen if there are no " +
+      "active subscriptions for the tenant.",
+    options,
+  );
+}
+
 /** What the token endpoint needs from the emulator. */
 export interface TokenEndpoint {
   /** The emulator's tenant ID. */
@@ -155,7 +171,7 @@ export interface TokenEndpoint {
   /** The emulator's clock, in milliseconds. */
   now(): number;
   /** The success answer: a token for `resource` and identity `who`. */
-  token(resource: string, who: EmulatedIdentity): Response;
+  token(resource: string, who: EmulatedIdentity): Promise<Response>;
 }
 
 const PATH = /^\/([^/]+)\/oauth2\/v2\.0\/token\/?$/;
@@ -181,16 +197,7 @@ export async function answerTokenRequest(request: Request, endpoint: TokenEndpoi
       `The endpoint only accepts POST, OPTIONS requests. Received a ${request.method} request.`,
     );
   }
-  if (tenant.toLowerCase() !== endpoint.tenant.toLowerCase()) {
-    return refuse(
-      400,
-      "invalid_tenant",
-      90002,
-      `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are ` +
-        "signing into the correct cloud. Check with your subscription administrator, this may happen if there are no " +
-        "active subscriptions for the tenant.",
-    );
-  }
+  if (tenant.toLowerCase() !== endpoint.tenant.toLowerCase()) return unknownTenant(tenant, { now, request });
   // Entra reads only a form: any other body is as good as none (it then misses grant_type).
   const type = request.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
   const form = new URLSearchParams(type === "application/x-www-form-urlencoded" ? await request.text() : "");
