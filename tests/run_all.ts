@@ -121,6 +121,7 @@ for (const runtime of wanted) {
         // Deno only: the Azure SDK interop test imports npm: packages.
         "tests/interop/azure_sdk.deno.ts",
         "tests/interop/chain.deno.ts",
+        "tests/interop/jwks.deno.ts",
         "tests/interop/workload_identity.deno.ts",
         "mod.ts",
         "src/",
