@@ -1,6 +1,6 @@
 /**
  * `deno task bench:absent`: how long the first token request takes to fail when there is no
- * managed identity here (PROTOCOL.md section 9), for azmi, msal-node and @azure/identity, all
+ * managed identity here (docs/retries.md, first contact), for azmi, msal-node and @azure/identity, all
  * with default options, in two cases: IMDS refuses the connection (a closed loopback port), and
  * IMDS accepts and never answers (a loopback server that holds its sockets, as a firewalled
  * 169.254.169.254 often behaves). Prints one table, then what each error said.

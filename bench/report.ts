@@ -3,8 +3,11 @@
  * the same local App Service endpoint, and prints one table:
  * - cache-hit latency (an acquireToken the cache answers),
  * - endpoint requests made by N concurrent cold calls,
- * - time of one import() in a fresh process (median of 5),
- * - minified + gzipped size (deno bundle --minify, then gzip).
+ * - time of one import() in a fresh process (median of 5), on Deno, Node and Bun
+ *   (bench/import_times.ts: on Node and Bun, azmi as the JavaScript JSR's npm layer serves, the
+ *   peers installed with npm),
+ * - minified + gzipped size (deno bundle --minify --code-splitting, then gzip), of what a plain
+ *   import loads and of everything, each package's entry measured alike (bench/size.ts).
  * Then the time to error with IMDS absent (bench/absent.ts, its own table).
  * Then runs `deno bench` on bench/cache_hit_bench.ts for the detailed latency statistics.
  *
@@ -13,6 +16,7 @@
  */
 
 import { BENCH_HEADER, startEndpoint } from "./endpoint.ts";
+import { importTimes } from "./import_times.ts";
 import { bundleSizes, totals } from "./size.ts";
 
 const here = new URL(".", import.meta.url).pathname;
@@ -32,38 +36,47 @@ async function run(args: string[], withEnv = true): Promise<string> {
   return text;
 }
 
-const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
-async function importMs(which: string): Promise<number> {
-  await run(["run", "-A", "import_time.ts", which], false); // warm the module cache
-  const times: number[] = [];
-  for (let i = 0; i < 5; i++) times.push(Number((await run(["run", "-A", "import_time.ts", which], false)).trim()));
-  return median(times);
+/**
+ * A peer's size as bench/size.ts measures azmi's (`deno task size`): its entry bundled with code
+ * splitting, `eager` what a plain import loads (the entry's chunk and those it imports
+ * statically), `whole` every chunk. The entry is the package's whole export list (`export *`),
+ * as mod.ts is azmi's: a runtime loads all of it, whatever names the importer picks.
+ */
+async function packageSize(specifier: string): Promise<{ eager: number; whole: number }> {
+  return totals(await bundleSizes(await tempEntry(`export * from "${specifier}";\n`)));
 }
 
-async function peerSize(specifier: string, name: string): Promise<number> {
+/** The bundle of the one class a managed identity user imports: what a bundler's tree shaking keeps. */
+async function oneClassSize(specifier: string, name: string): Promise<number> {
+  return totals(await bundleSizes(await tempEntry(`export { ${name} } from "${specifier}";\n`))).whole;
+}
+
+const temporary: string[] = [];
+async function tempEntry(text: string): Promise<string> {
   const entry = await Deno.makeTempFile({ suffix: ".ts" });
-  try {
-    await Deno.writeTextFile(entry, `export { ${name} } from "${specifier}";\n`);
-    const chunks = await bundleSizes(entry);
-    return totals(chunks).whole;
-  } finally {
-    await Deno.remove(entry);
-  }
+  temporary.push(entry);
+  await Deno.writeTextFile(entry, text);
+  return entry;
 }
 
-console.log("# measuring (about a minute)...");
+console.log("# measuring (about two minutes)...");
 type Measured = Record<string, { cold: Record<string, number>; hitMicros: number; hitRequests: number }>;
 const measured = JSON.parse((await run(["run", "-A", "measure.ts"])).trim().split("\n").pop()!) as Measured;
 const names = Object.keys(measured);
-const imports = [await importMs("azmi"), await importMs("msal"), await importMs("identity")];
-const own = totals(await bundleSizes(new URL("../mod.ts", import.meta.url).pathname));
-const sizes = [
-  own.whole,
-  await peerSize("npm:@azure/msal-node@7.2", "ManagedIdentityApplication"),
-  await peerSize("npm:@azure/identity@4.14", "ManagedIdentityCredential"),
-];
 await endpoint.close();
+const imports = await importTimes();
+const own = new URL("../mod.ts", import.meta.url).href;
+const sizes = [
+  totals(await bundleSizes(decodeURIComponent(new URL(own).pathname))),
+  await packageSize("npm:@azure/msal-node@7.2"),
+  await packageSize("npm:@azure/identity@4.14"),
+];
+const oneClass = [
+  await oneClassSize(own, "ManagedIdentityClient"),
+  await oneClassSize("npm:@azure/msal-node@7.2", "ManagedIdentityApplication"),
+  await oneClassSize("npm:@azure/identity@4.14", "ManagedIdentityCredential"),
+];
+for (const entry of temporary) await Deno.remove(entry);
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 const rows: [string, ...string[]][] = [
@@ -77,19 +90,30 @@ const rows: [string, ...string[]][] = [
     `requests for ${n} concurrent cold calls`,
     ...names.map((name) => String(measured[name]!.cold[n])),
   ]),
-  ["import(), ms (fresh process, median of 5)", ...imports.map((ms) => ms.toFixed(1))],
-  ["minified + gzipped", ...sizes.map(kb)],
+  ...imports.rows.map((row): [string, ...string[]] => [
+    `import(), ms, ${row.runtime} (fresh process, median of 5)`,
+    ...row.ms.map((ms) => ms.toFixed(1)),
+  ]),
+  ["minified + gzipped, what an import loads", ...sizes.map((size) => kb(size.eager))],
+  ["minified + gzipped, everything", ...sizes.map((size) => kb(size.whole))],
 ];
 const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
 const line = (row: string[]) => `| ${row.map((cell, i) => cell.padEnd(widths[i]!)).join(" | ")} |`;
 console.log(`\n${line(rows[0]!)}\n|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
 for (const row of rows.slice(1)) console.log(line(row));
 console.log(
-  `\nazmi eager import: ${
-    kb(own.eager)
-  } (Azure Arc and Service Fabric code loads on first use of those sources, the failure path on the first failure)`,
+  `\nazmi's import leaves out the Azure Arc and Service Fabric code (loaded on first use of those sources) and the`,
 );
-console.log(`Deno ${Deno.version.deno}, ${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores`);
+console.log("failure path (loaded on the first failure); each peer's lazy chunks are counted alike.");
+console.log(
+  `Tree-shaken to the one class (a bundler's best case): ${
+    names.map((name, i) => `${name} ${kb(oneClass[i]!)}`).join(", ")
+  }.`,
+);
+console.log(
+  `Peers: ${Object.entries(imports.versions).map(([name, versions]) => `${name} (${versions})`).join(", ")}.`,
+);
+console.log(`${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores.`);
 
 // Time to error with IMDS absent: each library in fresh child processes of its own.
 console.log(`\n${await run(["run", "-A", "absent.ts"], false)}`);

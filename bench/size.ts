@@ -57,14 +57,16 @@ export async function bundleSizes(entry: string): Promise<Chunk[]> {
     if (!bundle.success) throw new Error(`deno bundle ${entry} failed: ${new TextDecoder().decode(bundle.stderr)}`);
     const files = new Map<string, Uint8Array<ArrayBuffer>>();
     for await (const file of Deno.readDir(dir)) files.set(file.name, await Deno.readFile(`${dir}/${file.name}`));
-    // Eager: the entry and whatever it (transitively) imports with a static import.
+    // Eager: the entry and whatever it (transitively) imports with a static import, with bindings
+    // (`import{a}from"./chunk.js"`, `export{b}from"./chunk.js"`) or for its effects alone
+    // (`import"./chunk.js"`, which esbuild writes for a chunk of CommonJS wrappers).
     const entryName = entry.split("/").pop()!.replace(/\.ts$/, ".js");
     const eager = new Set<string>();
     const visit = (name: string) => {
       if (eager.has(name) || !files.has(name)) return;
       eager.add(name);
       const text = new TextDecoder().decode(files.get(name));
-      for (const match of text.matchAll(/(?:^|[;}\s])(?:import|export)\s*[^;(]*?from\s*"\.\/([^"]+)"/g)) {
+      for (const match of text.matchAll(/(?:^|[;}\s])(?:import|export)\s*(?:[^;("]*?from\s*)?"\.\/([^"]+)"/g)) {
         visit(match[1]!);
       }
     };

@@ -1,5 +1,5 @@
 /**
- * Azure Arc's challenge (PROTOCOL.md section 5): the agent answers the first request with
+ * Azure Arc's challenge (docs/sources.md, Azure Arc): the agent answers the first request with
  * `401` and `WWW-Authenticate: Basic realm=<key file path>`; the key file's contents prove the
  * caller may read the agent's token directory. A hostile or buggy challenge could name any
  * file, so the path is validated completely before any file is touched. The file is then
@@ -57,7 +57,7 @@ function arcError(code: string, message: string, cause?: unknown): ManagedIdenti
 const REALM = "Basic realm=";
 
 /**
- * Validates the challenge header and returns the key file's path, in PROTOCOL.md's order:
+ * Validates the challenge header and returns the key file's path, in the order docs/sources.md gives:
  * header present; `Basic realm=` present; platform Linux or Windows; file name ends in `.key`;
  * directory exactly the agent's token directory, with no `.`, `..` or empty segment (so no
  * relative path, no other directory, no look-alike). Nothing is read here.

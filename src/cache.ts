@@ -10,7 +10,7 @@ import { numberOption } from "./options.ts";
 import type { Identity } from "./identity.ts";
 import type { Source } from "./types.ts";
 
-/** A token is used until 5 minutes before it expires (PROTOCOL.md section 8). */
+/** A token is used until 5 minutes before it expires (docs/caching.md). */
 export const EXPIRY_MARGIN_MS = 5 * 60 * 1000;
 
 /** Options of a {@linkcode TokenCache}. */

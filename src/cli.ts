@@ -41,6 +41,7 @@ import { doctorCommand } from "./cli/doctor.ts";
 import { emulateCommand } from "./cli/emulate.ts";
 import { DETECT_HELP, DOCTOR_HELP, EMULATE_HELP, TOKEN_HELP, USAGE } from "./cli/help.ts";
 import { tokenCommand } from "./cli/token.ts";
+import { VERSION } from "./version.ts";
 
 export { EXIT_CODES };
 
@@ -79,7 +80,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
  * its arguments, so a test can call it with an environment record and a fake `fetch`.
  *
  * Commands: `token <resource>`, `detect`, `doctor [resource]`, `emulate`, `help [command]`;
- * `azmi --help` lists them with their flags and the exit codes (see {@linkcode EXIT_CODES}).
+ * `azmi --help` lists them with their flags and the exit codes (see {@linkcode EXIT_CODES}), and
+ * `azmi --version` (or `-V`) prints `azmi` and the package version.
  *
  * On Deno: `--allow-env` to read the environment, `--allow-net` for the endpoint (and for the
  * emulator's loopback servers), `--allow-read` for Azure Arc's key file and workload identity's
@@ -111,6 +113,10 @@ export async function main(args: string[], io: CliIo): Promise<number> {
     if (command === undefined) {
       io.stderr(USAGE);
       return EXIT_CODES.usage;
+    }
+    if (command === "--version" || command === "-V") {
+      io.stdout(`azmi ${VERSION}\n`);
+      return EXIT_CODES.ok;
     }
     if (command === "--help" || command === "-h" || command === "help") {
       const topic = command === "help" ? rest[0] : undefined;

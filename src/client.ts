@@ -35,7 +35,27 @@ import type {
   TokenResult,
 } from "./types.ts";
 
-/** Options of a {@linkcode ManagedIdentityClient}: the identity plus how to reach it. */
+/**
+ * Options of a {@linkcode ManagedIdentityClient}: the identity plus how to reach it. All are optional; on Azure,
+ * the identity is usually all there is to give.
+ *
+ * @example Every kind of option, against a fake endpoint
+ * ```ts
+ * import { ManagedIdentityClient, type ManagedIdentityClientOptions, TokenCache } from "@azmi/managed-identity";
+ *
+ * const options: ManagedIdentityClientOptions = {
+ *   clientId: "00000000-0000-0000-0000-000000000001", // a user-assigned identity
+ *   env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" }, // not the process's
+ *   fetch: () => Response.json({ access_token: "t", expires_in: 3600 }), // a fake endpoint
+ *   timeoutMs: 5_000,
+ *   retry: { maxRetries: 2 },
+ *   cache: new TokenCache(), // tokens of this client's own
+ *   onEvent: (event) => console.log(event.type),
+ * };
+ * const client = new ManagedIdentityClient(options);
+ * console.log(client.source); // "AppService"
+ * ```
+ */
 export interface ManagedIdentityClientOptions extends IdentityOptions {
   /** An environment record used instead of the process environment (tests, platforms without `process`). */
   readonly env?: EnvRecord;
@@ -47,8 +67,8 @@ export interface ManagedIdentityClientOptions extends IdentityOptions {
   /** Each attempt's timeout in milliseconds. Default 15000. */
   readonly timeoutMs?: number;
   /**
-   * `false` for a single attempt, or retry settings. The rules per source follow PROTOCOL.md
-   * section 7: by default 3 retries, IMDS with exponential backoff and 410 retried for 70 s,
+   * `false` for a single attempt, or retry settings. The rules per source are in
+   * `docs/retries.md`: by default 3 retries, IMDS with exponential backoff and 410 retried for 70 s,
    * the other sources after 1 s or the endpoint's `Retry-After` (capped at 60 s).
    */
   readonly retry?: false | RetryOptions;

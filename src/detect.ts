@@ -10,7 +10,25 @@ import { ManagedIdentityError } from "./errors.ts";
 import { currentPlatform, fileExists } from "./runtime.ts";
 import type { EnvRecord, Source } from "./types.ts";
 
-/** What {@linkcode detectSource} may be told instead of asking the machine. */
+/**
+ * What {@linkcode detectSource} may be told instead of asking the machine.
+ *
+ * @example Describe a machine instead of looking at this one
+ * ```ts
+ * import { detectSource } from "@azmi/managed-identity";
+ *
+ * // A Linux server with the Azure Arc agent installed and no variables set.
+ * const arc = detectSource({}, { platform: "linux", fileExists: (path) => path === "/opt/azcmagent/bin/himds" });
+ * console.log(arc); // "AzureArc"
+ *
+ * // A federated token file whose client ID comes from code rather than AZURE_CLIENT_ID.
+ * const env = {
+ *   AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/azure/tokens/azure-identity-token",
+ *   AZURE_TENANT_ID: "contoso.com",
+ * };
+ * console.log(detectSource(env, { clientId: "00000000-0000-0000-0000-000000000001" })); // "WorkloadIdentity"
+ * ```
+ */
 export interface DetectOptions {
   /** The platform in Node's spelling (`linux`, `win32`, ...). Defaults to the current one. */
   readonly platform?: string;
@@ -69,7 +87,7 @@ function workloadIdentity(env: EnvReader, options: Resolved): boolean {
   return true;
 }
 
-/** PROTOCOL.md section 1, in order. */
+/** The rules of docs/detection.md, in order. */
 const RULES: readonly Rule[] = [
   { source: "WorkloadIdentity", detect: workloadIdentity },
   {
@@ -89,7 +107,7 @@ const RULES: readonly Rule[] = [
 
 /**
  * Tells which managed identity source serves this process, from its environment variables
- * (PROTOCOL.md section 1): workload identity (AKS), Service Fabric, App Service (also Functions
+ * (docs/detection.md): workload identity (AKS), Service Fabric, App Service (also Functions
  * and Container Apps), Azure ML, Cloud Shell, Azure Arc, and otherwise IMDS, which is assumed
  * without a probe.
  *

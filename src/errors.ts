@@ -27,6 +27,27 @@ import type { Source } from "./types.ts";
  *   `arc_key_too_large`, `arc_key_unreadable`: the Azure Arc key file could not be used.
  *
  * The union is open: later versions may add codes, so keep a default branch.
+ *
+ * @example Decide what to do by code
+ * ```ts
+ * import { ManagedIdentityError } from "@azmi/managed-identity";
+ *
+ * function advice(error: ManagedIdentityError): string {
+ *   switch (error.code) {
+ *     case "unavailable":
+ *       return "no managed identity here: try another credential";
+ *     case "timeout":
+ *       return "the endpoint is slow: try again later";
+ *     case "invalid_configuration":
+ *     case "unsupported_identity":
+ *       return "fix the environment or the options";
+ *     default:
+ *       return error.message;
+ *   }
+ * }
+ * console.log(advice(new ManagedIdentityError("timeout", "Token request timed out")));
+ * // "the endpoint is slow: try again later"
+ * ```
  */
 export type ManagedIdentityErrorCode =
   | "unsupported_identity"
@@ -76,13 +97,20 @@ export interface ManagedIdentityErrorDetails {
  *
  * @example Tell "no managed identity here" from a real failure
  * ```ts
- * import { ManagedIdentityClient, ManagedIdentityError } from "@azmi/managed-identity";
+ * import { ManagedIdentityClient, ManagedIdentityError, TokenCache } from "@azmi/managed-identity";
  *
+ * const client = new ManagedIdentityClient({
+ *   env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" },
+ *   fetch: () => Response.json({ statusCode: 403, message: "Forbidden" }, { status: 403 }), // an endpoint that refuses
+ *   cache: new TokenCache(),
+ * });
  * try {
- *   await new ManagedIdentityClient().acquireToken("https://vault.azure.net");
+ *   await client.acquireToken("https://vault.azure.net");
  * } catch (error) {
  *   if (error instanceof ManagedIdentityError && error.code === "unavailable") {
  *     // not running on Azure: try another credential
+ *   } else if (error instanceof ManagedIdentityError) {
+ *     console.log(error.code, error.status); // "request_failed" 403
  *   }
  * }
  * ```

@@ -3,7 +3,29 @@
  * @module
  */
 
-/** Options that name a user-assigned identity. At most one may be set. */
+/**
+ * Options that name a user-assigned identity. At most one may be set.
+ *
+ * @example System-assigned, or user-assigned by one ID
+ * ```ts
+ * import { ManagedIdentityClient } from "@azmi/managed-identity";
+ *
+ * const env = { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" };
+ * const system = new ManagedIdentityClient({ env });
+ * const byClientId = new ManagedIdentityClient({ env, clientId: "00000000-0000-0000-0000-000000000001" });
+ * const byResourceId = new ManagedIdentityClient({
+ *   env,
+ *   resourceId: "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app",
+ * });
+ * console.log(system.source, byClientId.source, byResourceId.source); // "AppService" three times
+ *
+ * try {
+ *   new ManagedIdentityClient({ env, clientId: "00000000-0000-0000-0000-000000000001", objectId: "x" });
+ * } catch (error) {
+ *   console.log(error instanceof TypeError); // true: at most one ID
+ * }
+ * ```
+ */
 export interface IdentityOptions {
   /** The user-assigned identity's client (application) ID. */
   readonly clientId?: string;

@@ -1,6 +1,6 @@
 /**
  * A `fetch` that pins the server's TLS certificate by its SHA-1 thumbprint, for Service Fabric
- * (PROTOCOL.md section 6). Plain `fetch` cannot pin a certificate, so this opens the TLS
+ * (docs/security.md). Plain `fetch` cannot pin a certificate, so this opens the TLS
  * connection itself with `node:tls` (present on Deno, Bun and Node), compares the leaf
  * certificate's fingerprint with the pin in constant time once the handshake has completed, and
  * only then writes an HTTP/1.1 request on that socket. A mismatch destroys the socket before a

@@ -1,6 +1,6 @@
 /**
  * Parsing what the endpoints answer: token bodies with every expiry form, and error bodies of
- * every source's shape (PROTOCOL.md section 4).
+ * every source's shape (docs/sources.md).
  * @module
  */
 
@@ -31,7 +31,7 @@ export interface ReplyContext {
 const TWO_HOURS = 2 * 60 * 60 * 1000;
 
 /**
- * The latest expiry believed (docs/ rule: managed identity tokens live hours, at most about a
+ * The latest expiry believed (docs/security.md: managed identity tokens live hours, at most about a
  * day): anything later is a hostile or broken number (`1e20`, 14 digits, milliseconds read as
  * seconds) and must never reach the cache, where it would never expire or refresh.
  */
@@ -65,7 +65,7 @@ const DATE =
   /^(?:(\d{4})-(\d\d)-(\d\d)[T ]|(\d\d?)\/(\d\d?)\/(\d{4}) )(\d\d?):(\d\d):(\d\d)(?:[.,](\d+))? ?([AP]M)? ?(Z|([+-])(\d\d):?(\d\d))?$/i;
 
 /**
- * Parses `expires_on` in every form the endpoints use (PROTOCOL.md section 4): Unix seconds as
+ * Parses `expires_on` in every form the endpoints use (docs/sources.md, Expiry): Unix seconds as
  * a number or digit string, `MM/dd/yyyy HH:mm:ss`, `M/d/yyyy h:mm:ss AM +00:00`,
  * `yyyy-MM-dd HH:mm:ss` and ISO 8601. Several JS clients broke on these forms:
  * https://github.com/Azure/azure-sdk-for-js/issues/4965 and #22722.

@@ -1,12 +1,35 @@
 /**
- * Retry rules per source (PROTOCOL.md section 7) and the wait between attempts.
+ * Retry rules per source (docs/retries.md) and the wait between attempts.
  * @module
  */
 
 import { MAX_TIMER_MS, numberOption } from "./options.ts";
 import type { RetryRules } from "./sources/source.ts";
 
-/** Retry settings of a client. */
+/**
+ * Retry settings of a client. Which statuses are retried depends on the source (docs/retries.md).
+ *
+ * @example Fewer, shorter retries, and a listener that sees them
+ * ```ts
+ * import { ManagedIdentityClient, TokenCache } from "@azmi/managed-identity";
+ *
+ * const statuses = [503, 200];
+ * const client = new ManagedIdentityClient({
+ *   env: { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" },
+ *   // A fake endpoint that is unavailable once, then answers.
+ *   fetch: () =>
+ *     statuses.shift() === 503
+ *       ? new Response(null, { status: 503 })
+ *       : Response.json({ access_token: "t", expires_in: 3600 }),
+ *   retry: { maxRetries: 2, delayMs: 10, maxRetryAfterMs: 5_000 },
+ *   cache: new TokenCache(),
+ *   onEvent: (event) => {
+ *     if (event.type === "retry") console.log(event.attempt, event.reason, event.delayMs); // 1 "status 503" 10
+ *   },
+ * });
+ * await client.acquireToken("https://vault.azure.net");
+ * ```
+ */
 export interface RetryOptions {
   /** Retries after the first attempt. Default 3. */
   readonly maxRetries?: number;

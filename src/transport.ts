@@ -182,7 +182,7 @@ export interface SendOptions extends AttemptOptions {
 }
 
 /**
- * Sends `spec` under the source's retry rules (PROTOCOL.md section 7) and returns the last
+ * Sends `spec` under the source's retry rules (docs/retries.md) and returns the last
  * reply. Retried: the rules' statuses, network errors and attempt timeouts. Never retried: other
  * statuses, a request marked `retry: false` (Arc's challenge), a caller's abort. IMDS keeps
  * retrying a 410 until `imdsUpdateMs` have passed (IMDS answers 410 while it is updated, for up

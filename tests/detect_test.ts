@@ -30,7 +30,7 @@ const WORKLOAD: Record<string, string> = {
   AZURE_CLIENT_ID: "11111111-2222-3333-4444-555555555555",
 };
 
-/** Every row of PROTOCOL.md section 1, with the precedence between rows, and no Arc binary on disk. */
+/** Every row of docs/detection.md, with the precedence between rows, and no Arc binary on disk. */
 const ROWS: readonly { name: string; env: Record<string, string>; expected: Source }[] = [
   {
     name: "ServiceFabric when IDENTITY_ENDPOINT, IDENTITY_HEADER and IDENTITY_SERVER_THUMBPRINT are set",

@@ -1,6 +1,6 @@
 /**
  * The fault matrix: every source against real loopback servers that refuse, reset, hang,
- * trickle, throttle, flood or answer garbage (PROTOCOL.md sections 4 and 7). Each test asserts
+ * trickle, throttle, flood or answer garbage (docs/sources.md, docs/retries.md). Each test asserts
  * the outcome, the exact number of requests the server saw, and that the call ended in time.
  * Which statuses are retried depends on the source's rules ("imds", "standard", or "entra" for
  * workload identity's Microsoft Entra ID): RETRIED below states them, independently of src/.
@@ -63,7 +63,7 @@ const QUICK_MS = 1500;
 type Rules = "imds" | "standard" | "entra";
 
 /**
- * The statuses each source's rules retry (PROTOCOL.md sections 7 and 10); 400, 401 and 403 are
+ * The statuses each source's rules retry (docs/retries.md); 400, 401 and 403 are
  * never retried. IMDS: 404 while an identity propagates, 410 while it is updated, every 5xx;
  * Entra ID: throttling and every 5xx, never a 404 or 408.
  */
@@ -82,7 +82,7 @@ interface SourceCase {
   readonly tokenFile?: boolean;
   /** The environment for a server at `origin` (and, on workload identity, the token file at `tokenFile`). */
   env(origin: string, tokenFile: string): EnvRecord;
-  /** A 400 body in this source's shape (PROTOCOL.md section 4) and what the error must carry. */
+  /** A 400 body in this source's shape (docs/sources.md, error bodies) and what the error must carry. */
   readonly errorBody: unknown;
   readonly errorFields: { error?: string; errorDescription?: string; correlationId?: string };
 }

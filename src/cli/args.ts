@@ -34,8 +34,17 @@ export function isHelp(args: readonly string[]): boolean {
   return (end === -1 ? args : args.slice(0, end)).some((arg) => arg === "--help" || arg === "-h");
 }
 
-/** Splits `args` into positionals, flag values and switches; an unknown or malformed flag is a usage error. */
-export function parseArgs(command: string, args: readonly string[], flags: FlagSpec): Parsed {
+/**
+ * Splits `args` into positionals, flag values and switches; an unknown or malformed flag is a usage error.
+ * `short` maps one-letter flags to the long flag they stand for (`{ o: "output" }`): `-o json` and
+ * `-ojson`, as argparse (and so `az`) takes them, are `--output json`.
+ */
+export function parseArgs(
+  command: string,
+  args: readonly string[],
+  flags: FlagSpec,
+  short: Readonly<Record<string, string>> = {},
+): Parsed {
   const positionals: string[] = [];
   const values = new Map<string, string>();
   const switches = new Set<string>();
@@ -50,24 +59,39 @@ export function parseArgs(command: string, args: readonly string[], flags: FlagS
       positionals.push(arg);
       continue;
     }
-    const equals = arg.indexOf("=");
-    const flag = equals === -1 ? arg : arg.slice(0, equals);
-    const name = flag.startsWith("--") ? flag.slice(2) : "";
+    // --name or --name=value; for a letter of `short`, -x or -xvalue.
+    const long = arg.startsWith("--");
+    const equals = long ? arg.indexOf("=") : -1;
+    const letter = long ? "" : arg.slice(1, 2);
+    const name = long
+      ? arg.slice(2, equals === -1 ? undefined : equals)
+      : Object.hasOwn(short, letter)
+      ? short[letter]!
+      : "";
     if (!Object.hasOwn(flags, name)) {
+      const letters = Object.keys(short).map((each) => `-${each}`);
       throw new UsageError(
-        `Unknown flag "${flag}": "azmi ${command}" takes ${known() || "no flags"} and --help`,
+        `Unknown flag "${long && equals !== -1 ? arg.slice(0, equals) : arg}": "azmi ${command}" takes ${
+          [known(), ...letters].filter(Boolean).join(", ") || "no flags"
+        } and --help`,
         command,
       );
     }
+    const flag = long ? `--${name}` : `-${letter}`;
+    const attached = long
+      ? (equals === -1 ? undefined : arg.slice(equals + 1))
+      : arg.length > 2
+      ? arg.slice(2)
+      : undefined;
     const expects = flags[name];
     if (expects === null || expects === undefined) {
-      if (equals !== -1) throw new UsageError(`Flag "${flag}" takes no value: got "${arg.slice(equals + 1)}"`, command);
+      if (attached !== undefined) throw new UsageError(`Flag "${flag}" takes no value: got "${attached}"`, command);
       switches.add(name);
       continue;
     }
     let value: string;
-    if (equals !== -1) {
-      value = arg.slice(equals + 1);
+    if (attached !== undefined) {
+      value = attached;
     } else {
       const next = args[index + 1];
       if (next === undefined || next.startsWith("--") || next === "-h") {

@@ -23,7 +23,7 @@ const REDACTED = "<set, redacted>";
 /** IMDS's token path below its host (src/sources/imds.ts builds the same path, but does not export it). */
 const IMDS_PATH = "/metadata/identity/oauth2/token";
 
-/** Which variables each source is detected by (PROTOCOL.md section 1), plus the ones it reads. */
+/** Which variables each source is detected by (docs/detection.md), plus the ones it reads. */
 const SOURCE_VARIABLES: Readonly<Record<Source, readonly string[]>> = {
   WorkloadIdentity: ["AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_AUTHORITY_HOST"],
   ServiceFabric: ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT"],

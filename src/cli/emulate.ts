@@ -103,7 +103,7 @@ function stopped(until: AbortSignal | undefined): Promise<string> {
   });
 }
 
-/** What each source accepts as a user-assigned identity, as the emulator enforces it (PROTOCOL.md section 2). */
+/** What each source accepts as a user-assigned identity, as the emulator enforces it (docs/sources.md). */
 const USER_ASSIGNED: Readonly<Record<Source, string>> = {
   WorkloadIdentity: "client ID only; AZURE_CLIENT_ID below is the default",
   DefaultToIMDS: "client, object or resource ID",

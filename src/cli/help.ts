@@ -18,7 +18,7 @@ Commands:
   emulate             run local stand-ins of the managed identity endpoints, for trying things off Azure
   help [command]      show this text, or a command's
 
-Run "azmi <command> --help" for a command's options.
+Run "azmi <command> --help" for a command's options, "azmi --version" (or -V) for the version.
 
 Exit codes:
   0  success
@@ -37,17 +37,33 @@ const IDENTITY_HELP = `  --client-id ID      a user-assigned identity by client 
                       (at most one of these; without any, the system-assigned identity)`;
 
 /** `azmi token --help`. */
-export const TOKEN_HELP: string =
-  `Usage: azmi token <resource> [--client-id ID | --object-id ID | --resource-id ID] [--json] [--timeout MS]
+export const TOKEN_HELP: string = `Usage: azmi token <resource> [--client-id ID | --object-id ID | --resource-id ID]
+                  [-o json|tsv|none | --json] [--timeout MS]
+       azmi token --resource URI | --scope SCOPE [...]
 
 Prints an access token for <resource> (such as https://vault.azure.net; a trailing /.default
 is removed) and nothing else, so that a script can write:
 
   curl -H "Authorization: Bearer $(azmi token https://vault.azure.net)" ...
 
+The flags of "az account get-access-token" work too: --resource, --scope and -o/--output, with
+the JSON and TSV that az prints, so a script written for az can use azmi on a managed identity.
+
 Options:
+  --resource URI      the resource, instead of the argument
+  --scope SCOPE       one scope, such as https://vault.azure.net/.default, instead of the argument
+                      (give the resource once: the argument, --resource or --scope)
 ${IDENTITY_HELP}
-  --json              print { accessToken, tokenType, expiresOn, refreshOn?, resource, source, fromCache }
+  -o, --output FORMAT what az prints instead of the bare token:
+                      json  { accessToken, expiresOn, expires_on, tenant?, tokenType }: expiresOn
+                            in local time (YYYY-MM-DD HH:MM:SS.ffffff), expires_on in Unix seconds,
+                            tenant the token's tid claim when it is a JWT (no subscription: a
+                            managed identity has none to tell)
+                      tsv   the same values on one line, tab-separated, in that order
+                      none  nothing: only the exit code tells (errors still go to stderr)
+  --json              print this CLI's own JSON, not az's:
+                      { accessToken, tokenType, expiresOn, refreshOn?, resource, source, fromCache }
+                      with ISO 8601 times
   --timeout MS        the whole command's deadline in milliseconds, retries and their waits
                       included; at the deadline it stops with exit code 4. Without it, failed
                       attempts are retried and each attempt times out after 15000 ms

@@ -1,5 +1,5 @@
 /**
- * Web-standard handlers that behave like the six managed identity endpoints (PROTOCOL.md) and
+ * Web-standard handlers that behave like the six managed identity endpoints (docs/sources.md) and
  * like Microsoft Entra ID's token endpoint for workload identity: required headers, secrets,
  * forms and api-versions are checked and refused with each endpoint's real error shape,
  * user-assigned identities are honoured or refused per source, Azure Arc answers with its 401
@@ -203,7 +203,7 @@ function named(
  * against `localhost:40342` on Windows (https://github.com/Azure/autorest.typescript/issues/2354),
  * shows `content-type: application/json` but not the body (core-rest-pipeline logs headers
  * only). So the body here is JSON in IMDS's error shape, which the agent mirrors for its other
- * errors (PROTOCOL.md section 4): a client that parses every body as JSON, as msal-node 7.2
+ * errors (docs/sources.md, error bodies): a client that parses every body as JSON, as msal-node 7.2
  * does, must not fail on the challenge (`Unexpected end of JSON input` on an empty one).
  */
 function arcChallenge(path: string): Response {
@@ -214,7 +214,7 @@ function arcChallenge(path: string): Response {
   }, { status: 401, headers: { "WWW-Authenticate": `Basic realm=${path}` } });
 }
 
-// Each source's error body shape (PROTOCOL.md sections 4 and 10).
+// Each source's error body shape (docs/sources.md, error bodies).
 function errorBody(source: Source, status: number, code: string, message: string): Response {
   if (source === "WorkloadIdentity") return entraError(status, code, undefined, message, { now: Date.now() });
   const body = source === "DefaultToIMDS" || source === "AzureArc"

@@ -2,7 +2,7 @@
  * Workload identity's side of the emulator: a stand-in for Microsoft Entra ID's token endpoint
  * `POST /{tenant}/oauth2/v2.0/token` (client credentials with a client assertion), and the
  * federated token it accepts, a JWT-shaped Kubernetes service account token that the emulator
- * signs itself and writes to a file (PROTOCOL.md section 10).
+ * signs itself and writes to a file (docs/sources.md, AKS workload identity).
  *
  * The endpoint checks what Entra checks, in Entra's order, and refuses with Entra's JSON error
  * (`error`, `error_description` starting with the AADSTS code, `error_codes`, `timestamp`,

@@ -1,6 +1,6 @@
 /**
- * Azure Arc-enabled servers: the local agent's endpoint with its 401 challenge (PROTOCOL.md
- * section 5).
+ * Azure Arc-enabled servers: the local agent's endpoint with its 401 challenge
+ * (docs/sources.md, Azure Arc).
  * @module
  */
 

@@ -1,6 +1,6 @@
 /**
  * Service Fabric: the cluster's HTTPS endpoint, trusted by its certificate's SHA-1 thumbprint
- * (PROTOCOL.md sections 3 and 6).
+ * (docs/sources.md, Service Fabric; the pinning in docs/security.md).
  * @module
  */
 

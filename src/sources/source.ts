@@ -66,7 +66,7 @@ export interface ParseContext extends ReplyContext {
   readonly timeoutMs: number;
 }
 
-/** Which retry rules apply (PROTOCOL.md section 7; `entra` for Microsoft Entra ID's token endpoint). */
+/** Which retry rules apply (docs/retries.md; `entra` for Microsoft Entra ID's token endpoint). */
 export type RetryRules = "imds" | "standard" | "entra";
 
 /** How a source accepts user-assigned identities. */

@@ -1,7 +1,7 @@
 /**
  * ManagedIdentityClient in the Azure SDK's `ChainedTokenCredential` (Deno only: it imports npm:
  * packages; tests/run_all.ts passes it to `deno test` by name). The chain moves on to the next
- * credential only when an error's `name` is `CredentialUnavailableError` (PROTOCOL.md section 9):
+ * credential only when an error's `name` is `CredentialUnavailableError` (docs/retries.md):
  * with IMDS absent, refused or silent, our client must say so within about a second, so the
  * developer's credential behind it answers; with an endpoint that answers, our token wins; with
  * an endpoint that refuses, the chain must stop with our error rather than hide it.

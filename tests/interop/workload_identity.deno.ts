@@ -387,8 +387,8 @@ Deno.test({
         `GET ${host}/${TENANT}/v2.0/.well-known/openid-configuration`,
         `POST ${host}/${TENANT}/oauth2/v2.0/token?client-request-id=${requestId}`,
       ]);
-      // Ours builds the token URL from AZURE_AUTHORITY_HOST and the tenant (PROTOCOL.md section
-      // 10) and asks nothing else: no request leaves for a host the caller did not name.
+      // Ours builds the token URL from AZURE_AUTHORITY_HOST and the tenant (docs/sources.md,
+      // AKS workload identity) and asks nothing else: no request leaves for a host the caller did not name.
       assert.deepEqual(urls(ours), [`POST ${host}/${TENANT}/oauth2/v2.0/token`]);
       const theirFields = fields(theirs.at(-1)!);
       for (const [name, value] of ours[0]!.form) assert.equal(theirFields[name], value, name);

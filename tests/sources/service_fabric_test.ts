@@ -95,7 +95,7 @@ describe("Service Fabric requests", () => {
     assert.equal(fake.seen[0]!.url.searchParams.has("token_sha256_to_refresh"), false);
     await client.acquireToken("https://vault.azure.net", { claims: '{"access_token":{"nbf":{"essential":true}}}' });
     assert.equal(fake.seen.length, 2);
-    // The PROTOCOL.md test vector: SHA-256 of "test_token".
+    // The test vector in docs/sources.md (Service Fabric): SHA-256 of "test_token".
     assert.equal(
       fake.seen[1]!.url.searchParams.get("token_sha256_to_refresh"),
       "cc0af97287543b65da2c7e1476426021826cab166f1e063ed012b855ff819656",

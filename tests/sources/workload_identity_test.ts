@@ -1,5 +1,5 @@
 /**
- * Workload identity (AKS, or any federated token file; PROTOCOL.md section 10): the exact
+ * Workload identity (AKS, or any federated token file; docs/sources.md): the exact
  * token request to Microsoft Entra ID, construction-time refusals, the token file (its rotation
  * on an injected clock, every way it can be unusable, a read that hangs), Entra's error bodies,
  * the "entra" retry rules, single flight, the cache and the background refresh, and redaction
@@ -668,7 +668,7 @@ describe("workload identity token file reads are bounded", () => {
   });
 });
 
-/** Entra ID's error body (PROTOCOL.md section 10). */
+/** Entra ID's error body (docs/sources.md, error bodies). */
 function entraError(error: string, description: string, code: number, correlationId: string) {
   return {
     error,
