@@ -51,7 +51,8 @@ export function constantTimeEqual(a: string, b: string): boolean {
 // A response head larger than this is refused (the body's own cap is the transport's).
 const MAX_HEAD_BYTES = 64 * 1024;
 
-function concat(chunks: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+/** The bytes of `chunks`, one after the other, in a new array (also the emulator's DER writer's). */
+export function concat(chunks: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
   let offset = 0;
   for (const chunk of chunks) {

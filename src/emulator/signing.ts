@@ -7,6 +7,7 @@
  * @module
  */
 
+import { concat } from "../pinned_fetch.ts";
 import { base64urlBytes } from "./token.ts";
 
 /** One key of a JSON Web Key Set, as the emulator publishes it (Entra's fields, and `alg`). */
@@ -47,15 +48,6 @@ const RSA = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
 const encoder = new TextEncoder();
 
 // DER, just what a self-signed certificate needs (X.690).
-function concat(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 function der(tag: number, ...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const body = concat(parts);
   const n = body.length;
