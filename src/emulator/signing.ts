@@ -7,7 +7,7 @@
  * @module
  */
 
-import { concat } from "../pinned_fetch.ts";
+import { concat } from "../http1.ts";
 import { base64urlBytes } from "./token.ts";
 
 /** One key of a JSON Web Key Set, as the emulator publishes it (Entra's fields, and `alg`). */
