@@ -24,7 +24,7 @@ import {
   type SourceDefinition,
 } from "./sources/source.ts";
 import { type RetryOptions, type RetryPolicy, retryPolicy, sleep } from "./retry.ts";
-import { abortedError, raceAbort, send, sendOnce } from "./transport.ts";
+import { abortedError, defaultFetch, raceAbort, send, sendOnce } from "./transport.ts";
 import type {
   AccessToken,
   AcquireTokenOptions,
@@ -60,8 +60,11 @@ export interface ManagedIdentityClientOptions extends IdentityOptions {
   /** An environment record used instead of the process environment (tests, platforms without `process`). */
   readonly env?: EnvRecord;
   /**
-   * The `fetch` used for every request, `globalThis.fetch` by default. A custom one takes over
-   * all transport security: for Service Fabric it replaces certificate pinning.
+   * The `fetch` used for every request. By default, a local endpoint (IMDS, App Service, Azure Arc,
+   * Cloud Shell, Azure ML) is reached over a connection of the client's own that no proxy in the
+   * environment ever sees, Service Fabric over TLS pinned to its certificate, and Microsoft Entra
+   * ID (workload identity) with `globalThis.fetch`, through the proxy the environment names. A
+   * custom one takes over all transport security: it replaces both of those.
    */
   readonly fetch?: FetchLike;
   /** Each attempt's timeout in milliseconds. Default 15000. */
@@ -191,7 +194,7 @@ export class ManagedIdentityClient {
     this.#endpoint = readEndpoint(this.#definition, this.#env).href;
     this.#config = this.#definition.configure?.(this.#env, internal);
     this.#fetch = options.fetch ?? this.#definition.createFetch?.(this.#config) ??
-      ((request) => globalThis.fetch(request));
+      defaultFetch(this.source, this.#definition.endpoint.rule);
     this.#timeoutMs = numberOption("timeoutMs", options.timeoutMs, DEFAULT_TIMEOUT_MS, 1, false, MAX_TIMER_MS);
     this.#clientCapabilities = (options.clientCapabilities ?? []).map((c) => c.trim()).filter((c) => c !== "");
     this.#store = cacheStore(options.cache ?? defaultCache);

@@ -33,21 +33,25 @@ export interface Bounded {
   readonly timer: AbortSignal;
 }
 
-/** Bounds file work by the caller's `signal` and `timeoutMs`. */
+/**
+ * Bounds file work by the caller's `signal` and `timeoutMs`. Each step listens to the bound only
+ * while it runs: nothing is left on the caller's signal or the timer once the work has settled
+ * (Deno keeps a process alive for as long as an `AbortSignal.timeout` has a listener).
+ */
 export function bounded(signal: AbortSignal | undefined, timeoutMs: number): Bounded {
   const timer = AbortSignal.timeout(timeoutMs);
   const bound = signal ? AbortSignal.any([signal, timer]) : timer;
-  // Not transport.ts's raceAbort: importing it would split the eager bundle into one more chunk.
-  const ended = new Promise<never>((_resolve, reject) => {
-    if (bound.aborted) reject(bound.reason);
-    bound.addEventListener("abort", () => reject(bound.reason), { once: true });
-  });
-  ended.catch(() => {});
   return {
     timer,
+    // Not transport.ts's raceAbort: importing it would split the eager bundle into one more chunk.
     step: (operation) => {
       operation.catch(() => {}); // A late failure, after the race was lost, is nobody's.
-      return Promise.race([operation, ended]);
+      if (bound.aborted) return Promise.reject(bound.reason);
+      return new Promise((resolve, reject) => {
+        const onAbort = () => reject(bound.reason);
+        bound.addEventListener("abort", onAbort, { once: true });
+        operation.then(resolve, reject).finally(() => bound.removeEventListener("abort", onAbort));
+      });
     },
   };
 }

@@ -8,12 +8,24 @@
 
 import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { retriableStatus, retryAfterMs, retryDelay, type RetryPolicy } from "./retry.ts";
-import type { HttpReply, RequestSpec, RetryRules } from "./sources/source.ts";
+import type { HostRule, HttpReply, RequestSpec, RetryRules } from "./sources/source.ts";
 import { endpointName, requestSecrets } from "./sources/source.ts";
 import type { FetchLike, Source } from "./types.ts";
 
 /** Bodies larger than this are refused: no managed identity endpoint sends one. */
 export const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * The `fetch` a source uses unless the caller gives one: for a `local` endpoint, HTTP/1.1 over a
+ * socket of the client's own, which no proxy ever sees (src/direct_fetch.ts, loaded on the first
+ * request); for Microsoft Entra ID (`authority`), the runtime's `fetch`, proxy and all.
+ */
+export function defaultFetch(source: Source, rule: HostRule = "local"): FetchLike {
+  if (rule !== "local") return (request) => globalThis.fetch(request);
+  let direct: Promise<FetchLike> | undefined;
+  return async (request) =>
+    (await (direct ??= import("./direct_fetch.ts").then((m) => m.directFetch(source))))(request);
+}
 
 /** How one attempt is made. */
 export interface AttemptOptions {
@@ -23,7 +35,12 @@ export interface AttemptOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Settles like `promise`, or rejects with the signal's reason as soon as it aborts. */
+/**
+ * Settles like `promise`, or rejects with the signal's reason as soon as it aborts. Its listener
+ * is removed once either happens, so that a long-lived signal (the caller's, an attempt's
+ * `AbortSignal.timeout`, which Deno keeps the process alive for while it has a listener) is left
+ * as it was found.
+ */
 export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {

@@ -1,0 +1,74 @@
+/**
+ * Runs a TypeScript script in a child process of the runtime running the tests (Deno, Bun or
+ * Node, whichever this is), with an environment of the test's choosing, and tells when each
+ * line of its output arrived and when it exited: what only a real process shows (which proxy
+ * variables a runtime's `fetch` honours, whether anything keeps the process alive).
+ */
+
+import { spawn } from "node:child_process";
+
+/** What a child did: its exit code, its output lines with their arrival times, and when it exited. */
+export interface ChildRun {
+  readonly code: number | null;
+  readonly lines: readonly { readonly text: string; readonly at: number }[];
+  readonly stderr: string;
+  /** `performance.now()` in this process when the child exited. */
+  readonly exitedAt: number;
+  /** Whether it was killed at `timeoutMs`. */
+  readonly killed: boolean;
+}
+
+/** The command line that runs `script` with this runtime, all permissions granted on Deno. */
+export function runtimeCommand(script: string, args: readonly string[] = []): [string, string[]] {
+  const runtime = globalThis as { Deno?: { execPath(): string } };
+  if (runtime.Deno) return [runtime.Deno.execPath(), ["run", "-A", "--quiet", script, ...args]];
+  return [process.execPath, [script, ...args]];
+}
+
+/**
+ * Runs `script` with exactly `env` (plus PATH, HOME and NODE_OPTIONS from this process, which the
+ * runtimes need to start, and Deno's update check off), kills it after `timeoutMs`.
+ */
+export function runChild(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<ChildRun> {
+  const [command, argv] = runtimeCommand(script, args);
+  const inherited: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "NODE_OPTIONS", "DENO_DIR", "TMPDIR"]) {
+    const value = process.env[name];
+    if (value !== undefined) inherited[name] = value;
+  }
+  return new Promise((resolve, reject) => {
+    // Deno checks for a newer version of itself at start, through any proxy the test names.
+    const quiet = { DENO_NO_UPDATE_CHECK: "1" };
+    const child = spawn(command, argv, { env: { ...inherited, ...quiet, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const lines: { text: string; at: number }[] = [];
+    let pending = "";
+    let stderr = "";
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (chunk: string) => {
+      const at = performance.now();
+      pending += chunk;
+      const parts = pending.split("\n");
+      pending = parts.pop()!;
+      for (const text of parts) lines.push({ text, at });
+    });
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => stderr += chunk);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const exitedAt = performance.now();
+      clearTimeout(timer);
+      if (pending) lines.push({ text: pending, at: exitedAt });
+      resolve({ code, lines, stderr, exitedAt, killed });
+    });
+  });
+}
