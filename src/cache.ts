@@ -42,8 +42,8 @@ export class CacheStore {
   readonly flights: Flights<CachedToken> = new Map();
   /** Endpoints that answered 429, with when their `Retry-After` ends. */
   readonly throttled: Map<string, number> = new Map();
-  /** What is known of IMDS endpoints: answered once, being probed, or found absent (src/first_contact.ts). */
-  readonly contacts: Map<string, Contact> = new Map();
+  // What is known of IMDS endpoints through each `fetch` (src/first_contact.ts).
+  readonly #contacts = new WeakMap<object, Map<string, Contact>>();
 
   constructor(maxEntries: number) {
     this.maxEntries = maxEntries;
@@ -51,6 +51,16 @@ export class CacheStore {
 
   get size(): number {
     return this.#entries.size;
+  }
+
+  /**
+   * What is known of IMDS endpoints through `fetch`: answered once, being probed, or found absent
+   * (src/first_contact.ts). Kept per `fetch`, since a failing one says nothing of another's.
+   */
+  contacts(fetch: object): Map<string, Contact> {
+    let known = this.#contacts.get(fetch);
+    if (!known) this.#contacts.set(fetch, known = new Map());
+    return known;
   }
 
   /** The token under `key` while it is usable (until 5 minutes before expiry); drops it after. */

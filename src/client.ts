@@ -361,14 +361,15 @@ export class ManagedIdentityClient {
     });
     // Until IMDS has answered once, a short probe goes first; it loads only then.
     const endpoint = endpointName(spec.url);
-    const contact = this.#store.contacts.get(endpoint);
+    const contacts = this.#store.contacts(this.#fetch);
+    const contact = contacts.get(endpoint);
     if (this.#probe && !(contact && "answered" in contact)) {
       const { firstContact, PROBE_TIMEOUT_MS } = await import("./first_contact.ts");
       const timeoutMs = Math.min(this.#timeoutMs, PROBE_TIMEOUT_MS);
       await firstContact(spec, {
         source: this.source,
         endpoint,
-        contacts: this.#store.contacts,
+        contacts,
         now: this.#now,
         timeoutMs,
         send: (probe) => sendOnce(probe, { fetch: this.#fetch, source: this.source, timeoutMs }),

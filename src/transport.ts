@@ -21,11 +21,20 @@ export const MAX_BODY_BYTES = 1024 * 1024;
  * request); for Microsoft Entra ID (`authority`), the runtime's `fetch`, proxy and all.
  */
 export function defaultFetch(source: Source, rule: HostRule = "local"): FetchLike {
-  if (rule !== "local") return (request) => globalThis.fetch(request);
-  let direct: Promise<FetchLike> | undefined;
-  return async (request) =>
-    (await (direct ??= import("./direct_fetch.ts").then((m) => m.directFetch(source))))(request);
+  const key = rule === "local" ? source : "";
+  let fetch = DEFAULT_FETCH.get(key);
+  if (!fetch) {
+    let direct: Promise<FetchLike> | undefined;
+    fetch = rule === "local"
+      ? async (request) => (await (direct ??= import("./direct_fetch.ts").then((m) => m.directFetch(source))))(request)
+      : (request) => globalThis.fetch(request);
+    DEFAULT_FETCH.set(key, fetch);
+  }
+  return fetch;
 }
+
+// One default fetch per source, so that what a cache knows through it (src/first_contact.ts) is shared.
+const DEFAULT_FETCH = new Map<string, FetchLike>();
 
 /** How one attempt is made. */
 export interface AttemptOptions {

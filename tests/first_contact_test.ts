@@ -7,8 +7,14 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CredentialUnavailableError, type EnvRecord, ManagedIdentityError, type ManagedIdentityEvent } from "../mod.ts";
-import { recorder, type Seen, testClient } from "./helpers/fake.ts";
+import {
+  CredentialUnavailableError,
+  type EnvRecord,
+  ManagedIdentityError,
+  type ManagedIdentityEvent,
+  TokenCache,
+} from "../mod.ts";
+import { loopback, recorder, type Seen, testClient } from "./helpers/fake.ts";
 import { closedPort, silentServer } from "./helpers/sockets.ts";
 
 const VAULT = "https://vault.azure.net";
@@ -111,12 +117,102 @@ describe("first contact with IMDS", () => {
     assert.equal(tokenRequests(fake.seen).length, 4);
   });
 
-  test("acquireToken() takes any HTTP answer to the probe as IMDS being there", async () => {
-    for (const status of [400, 403, 404, 500, 503]) {
-      const fake = imds(undefined, () => new Response("no", { status }));
+  test("acquireToken() takes IMDS's answer to the probe as IMDS being there: a JSON error, or its Server header", async () => {
+    const answers: [string, () => Response][] = [
+      // Real IMDS's answer to the probe (azure-sdk-for-go's live recording TestDefaultAzureCredential_IMDSLive).
+      [
+        "the recorded answer",
+        () =>
+          Response.json({ error: "invalid_request", error_description: "Required metadata header not specified" }, {
+            status: 400,
+            headers: { Server: "IMDS/150.870.65.1854" },
+          }),
+      ],
+      ...[400, 404, 429, 500, 503].map((status): [string, () => Response] => [
+        `a JSON error with ${status}`,
+        () => Response.json({ error: "some_error" }, { status }),
+      ]),
+      [
+        "a Server header naming IMDS, with a body that is not JSON",
+        () => new Response("Bad request", { status: 400, headers: { server: "imds/1.2" } }),
+      ],
+    ];
+    for (const [name, answer] of answers) {
+      const fake = imds(undefined, answer);
       const client = testClient({ env: {}, fetch: fake.fetch, imdsProbe: true });
-      assert.equal((await client.acquireToken(VAULT)).accessToken, "t", `probe answered ${status}`);
+      assert.equal((await client.acquireToken(VAULT)).accessToken, "t", name);
+      assert.equal(tokenRequests(fake.seen).length, 1, name);
     }
+  });
+
+  // What answers at 169.254.169.254 where it is not Azure's IMDS, as users of the Azure SDKs met it.
+  const IMPOSTORS: [string, number, string, Record<string, string>?][] = [
+    ["AWS EC2's metadata service", 401, '<?xml version="1.0"?><html><body><h1>401 - Unauthorized</h1></body></html>', {
+      "content-type": "text/html",
+      server: "EC2ws",
+    }],
+    ["Google Cloud's metadata server", 403, "Missing Metadata-Flavor:Google header.", { server: "Metadata Server" }],
+    [
+      "Google Cloud's metadata server (404)",
+      404,
+      "<!DOCTYPE html><html><title>Error 404 (Not Found)!!1</title></html>",
+    ],
+    [
+      "Docker Desktop",
+      403,
+      "connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: connectex: " +
+      "A socket operation was attempted to an unreachable network.",
+    ],
+    [
+      "a corporate proxy's error page",
+      502,
+      "<html><head><title>502 Bad Gateway</title></head><body>Proxy</body></html>",
+    ],
+    ["a device that answers 200 with a page", 200, "<html><body>Welcome</body></html>"],
+    ["an empty 200", 200, ""],
+    ["a JSON array", 400, '["error"]'],
+    ["a JSON object without an error", 400, '{"message":"Bad request"}'],
+    ["a JSON object whose error is not a string", 400, '{"error":{"code":"x"}}'],
+  ];
+  for (const [name, status, body, headers] of IMPOSTORS) {
+    test(`acquireToken() calls ${name} at the IMDS address "no managed identity here", with what it said`, async () => {
+      const fake = imds(undefined, () => new Response(body, { status, headers }));
+      let now = NOW;
+      const client = testClient({ env: {}, fetch: fake.fetch, imdsProbe: true }, { now: () => now });
+      const error = await unavailable(client.acquireToken(VAULT));
+      assert.equal(error.status, status);
+      assert.match(error.message, new RegExp(`^No managed identity endpoint here: IMDS at \\S+ answered ${status}, `));
+      assert.match(error.message, /which is not Azure IMDS's answer/);
+      assert.equal(tokenRequests(fake.seen).length, 0, "no token request, no retry");
+      // Remembered like a failed connection: the next call fails at once, without a request.
+      now += 5000;
+      const again = await unavailable(client.acquireToken("https://storage.azure.com"));
+      assert.match(again.message, /found 5 s ago/);
+      assert.equal(fake.seen.length, 1);
+    });
+  }
+
+  test("acquireToken() shows a short, redacted excerpt of what answered the probe", async () => {
+    const body = `<html><body>Access denied eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl ${
+      "x ".repeat(500)
+    }</body></html>`;
+    const fake = imds(undefined, () => new Response(body, { status: 403 }));
+    const client = testClient({ env: {}, fetch: fake.fetch, imdsProbe: true });
+    const error = await unavailable(client.acquireToken(VAULT));
+    assert.match(error.message, /\("Access denied \[redacted\] x x/);
+    assert.ok(!error.message.includes("eyJ"), error.message);
+    assert.ok(error.message.length < 300, `${error.message.length} characters`);
+  });
+
+  test("acquireToken() calls a redirect in answer to the probe no IMDS", async () => {
+    const fake = imds(
+      undefined,
+      () => new Response(null, { status: 302, headers: { location: "http://portal.example/" } }),
+    );
+    const client = testClient({ env: {}, fetch: fake.fetch, imdsProbe: true });
+    const error = await unavailable(client.acquireToken(VAULT));
+    assert.equal(error.status, 302);
+    assert.equal(tokenRequests(fake.seen).length, 0);
   });
 
   test("acquireToken() takes Docker Desktop's 403 unreachable answer to the probe as no IMDS", async () => {
@@ -138,7 +234,9 @@ describe("first contact with IMDS", () => {
       imdsProbe: true,
       fetch: (request) => {
         calls++;
-        if (request.headers.get("metadata") !== "true") return new Response(null, { status: 400 });
+        if (request.headers.get("metadata") !== "true") {
+          return Response.json({ error: "invalid_request" }, { status: 400 });
+        }
         return Promise.reject(new TypeError("connection refused"));
       },
     }, {
@@ -185,6 +283,48 @@ describe("first contact with IMDS", () => {
     assert.deepEqual(sleeps, [1000, 2000, 4000]);
   });
 
+  test("acquireToken() keeps what a failing custom fetch found to the clients that use it", async () => {
+    const cache = new TokenCache();
+    const failing = testClient({
+      env: {},
+      cache,
+      imdsProbe: true,
+      fetch: () => Promise.reject(new TypeError("connection refused")),
+    });
+    await unavailable(failing.acquireToken(VAULT));
+    const fake = imds();
+    const working = testClient({ env: {}, cache, fetch: fake.fetch, imdsProbe: true });
+    assert.equal((await working.acquireToken(VAULT)).accessToken, "t");
+    assert.equal(probes(fake.seen).length, 1);
+    // And the failing one still remembers its own verdict (for a resource the cache holds no token of).
+    assert.match((await unavailable(failing.acquireToken("https://storage.azure.com"))).message, /found 0 s ago/);
+  });
+
+  test("acquireToken() applies an absence found within a short probe budget only to clients of no larger one", async () => {
+    // IMDS on loopback, answering the probe in 300 ms: a 100 ms client finds it absent, a default one does not.
+    const server = await loopback((request, response) => {
+      const json = (status: number, body: unknown) => {
+        response.writeHead(status, { "content-type": "application/json" });
+        response.end(JSON.stringify(body));
+      };
+      if (request.headers.metadata === "true") return json(200, { access_token: "t", expires_in: 3600 });
+      setTimeout(() => json(400, { error: "invalid_request" }), 300);
+    });
+    try {
+      const cache = new TokenCache();
+      const env = { AZURE_POD_IDENTITY_AUTHORITY_HOST: server.url };
+      const hasty = testClient({ env, cache, imdsProbe: true, timeoutMs: 100 });
+      assert.match((await unavailable(hasty.acquireToken(VAULT))).message, /did not answer within 100 ms/);
+      const patient = testClient({ env, cache, imdsProbe: true });
+      assert.equal((await patient.acquireToken(VAULT)).accessToken, "t");
+      // IMDS has answered through this fetch: from now on every client of the cache goes straight to it.
+      const another = testClient({ env, cache, imdsProbe: true, timeoutMs: 100 });
+      assert.equal((await another.acquireToken("https://storage.azure.com")).accessToken, "t");
+    } finally {
+      await server.close();
+    }
+  });
+
   test("acquireToken() probes each IMDS endpoint on its own", async () => {
     const fake = imds();
     const a: EnvRecord = { AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://127.0.0.1:41001" };
@@ -206,7 +346,7 @@ describe("first contact with IMDS", () => {
     const error = await leaving.then(() => undefined, (caught: unknown) => caught);
     assert.ok(error instanceof ManagedIdentityError);
     assert.equal(error.code, "aborted");
-    answer(new Response(null, { status: 400 }));
+    answer(Response.json({ error: "invalid_request" }, { status: 400 }));
     assert.equal((await staying).accessToken, "t");
     assert.equal(probes(fake.seen).length, 1);
   });
