@@ -163,7 +163,7 @@ export class ManagedIdentityClient {
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #random: () => number;
   readonly #targets = new Map<string, { readonly key: string; readonly resource: string }>();
-  readonly #endpoint: string;
+  readonly #endpoint: URL;
   readonly #probe: boolean;
 
   /**
@@ -191,7 +191,7 @@ export class ManagedIdentityClient {
     this.#identity = this.#definition.identityOf?.(identity, this.#env) ?? identity;
     // The endpoint is checked now (URL, no credentials, the host rule), not at the first request,
     // and is part of the cache key: clients of two endpoints share no tokens.
-    this.#endpoint = readEndpoint(this.#definition, this.#env).href;
+    this.#endpoint = readEndpoint(this.#definition, this.#env);
     this.#config = this.#definition.configure?.(this.#env, internal);
     this.#fetch = options.fetch ?? this.#definition.createFetch?.(this.#config) ??
       defaultFetch(this.source, this.#definition.endpoint.rule);
@@ -248,7 +248,7 @@ export class ManagedIdentityClient {
     let target = this.#targets.get(resource);
     if (!target) {
       const normalized = normalizeResource(resource);
-      target = { key: cacheKey(this.source, this.#identity, normalized, this.#endpoint), resource: normalized };
+      target = { key: cacheKey(this.source, this.#identity, normalized, this.#endpoint.href), resource: normalized };
       if (this.#targets.size >= 256) this.#targets.clear();
       this.#targets.set(resource, target);
     }
@@ -350,6 +350,7 @@ export class ManagedIdentityClient {
     let spec: RequestSpec = await definition.buildRequest({
       resource,
       identity: this.#identity,
+      endpoint: new URL(this.#endpoint),
       env: this.#env,
       config: this.#config,
       clientCapabilities: this.#clientCapabilities,

@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type EnvRecord, ManagedIdentityError, type Source } from "../mod.ts";
 import { isLocalHost } from "../src/sources/source.ts";
-import { recorder, testClient } from "./helpers/fake.ts";
+import { endpointOf, onlyRequest, recorder, testClient } from "./helpers/fake.ts";
 import { assertNoLeak, renderings } from "./helpers/leaks.ts";
 
 const THUMBPRINT = "AB".repeat(20);
@@ -145,14 +145,12 @@ describe("new ManagedIdentityClient() checks every endpoint variable", () => {
     assertNoLeak(renderings(error), "pa55word-x");
   });
 
-  test("acquireToken() checks the variable again when it changed after construction, and sends nothing", async () => {
+  test("acquireToken() never follows the variable when it changed after construction", async () => {
     const env: Record<string, string> = { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/token", IDENTITY_HEADER: "h" };
     const fake = recorder();
     const client = testClient({ env, fetch: fake.fetch });
     env.IDENTITY_ENDPOINT = "http://evil.example.com/token";
-    const error = await client.acquireToken("https://vault.azure.net").then(() => undefined, (caught) => caught);
-    assert.ok(error instanceof ManagedIdentityError);
-    assert.equal(error.code, "invalid_configuration");
-    assert.equal(fake.seen.length, 0);
+    await client.acquireToken("https://vault.azure.net");
+    assert.equal(endpointOf(onlyRequest(fake.seen)), "http://127.0.0.1:41741/token");
   });
 });

@@ -3,7 +3,7 @@
  * @module
  */
 
-import { identityQuery, readEndpoint, type SourceDefinition, withQuery } from "./source.ts";
+import { identityQuery, type SourceDefinition, withQuery } from "./source.ts";
 
 /** `GET $IDENTITY_ENDPOINT?api-version=2019-08-01&resource=...` with `X-IDENTITY-HEADER`. */
 export const appService: SourceDefinition = {
@@ -11,8 +11,7 @@ export const appService: SourceDefinition = {
   retry: "standard",
   endpoint: { name: "IDENTITY_ENDPOINT" },
   identities: { parameters: { clientId: "client_id", objectId: "object_id", resourceId: "mi_res_id" } },
-  buildRequest({ resource, identity, env }) {
-    const endpoint = readEndpoint(appService, env);
+  buildRequest({ resource, identity, env, endpoint }) {
     return {
       method: "GET",
       url: withQuery(endpoint, {

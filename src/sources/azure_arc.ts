@@ -6,7 +6,7 @@
 
 import type { ArcKeyFileSystem } from "../arc_key.ts";
 import { currentPlatform } from "../runtime.ts";
-import { identityQuery, parseStandardReply, readEndpoint, type SourceDefinition, withQuery } from "./source.ts";
+import { identityQuery, parseStandardReply, type SourceDefinition, withQuery } from "./source.ts";
 
 /** The agent's endpoint when `IDENTITY_ENDPOINT` is unset. */
 export const ARC_DEFAULT_ENDPOINT = "http://127.0.0.1:40342/metadata/identity/oauth2/token";
@@ -38,8 +38,7 @@ export const azureArc: SourceDefinition = {
       fileSystem: internal.arcFileSystem,
     };
   },
-  buildRequest({ resource, identity, env }) {
-    const endpoint = readEndpoint(azureArc, env);
+  buildRequest({ resource, identity, endpoint }) {
     return {
       method: "GET",
       url: withQuery(endpoint, {

@@ -3,12 +3,12 @@
  * @module
  */
 
-import { identityParameter, readEndpoint, type SourceDefinition, withQuery } from "./source.ts";
+import { identityParameter, type SourceDefinition, withQuery } from "./source.ts";
 
 /**
  * `GET $MSI_ENDPOINT?api-version=2017-09-01&resource=...&clientid=...` with `secret` and
  * `Metadata: true`. `clientid` is always sent: the user-assigned client ID, else
- * `DEFAULT_IDENTITY_CLIENT_ID` (which may be empty).
+ * `DEFAULT_IDENTITY_CLIENT_ID` as read at construction (which may be empty).
  */
 export const azureMl: SourceDefinition = {
   name: "AzureML",
@@ -18,10 +18,15 @@ export const azureMl: SourceDefinition = {
     parameters: { clientId: "clientid" },
     refusal: "Azure ML supports a user-assigned identity by client ID only",
   },
-  buildRequest({ resource, identity, env }) {
-    const endpoint = readEndpoint(azureMl, env);
+  // The compute's default identity, named by the environment: read once, so that it is part of
+  // the cache key like one the caller names.
+  identityOf(identity, env) {
+    const value = identity.kind === "system" ? env("DEFAULT_IDENTITY_CLIENT_ID") : undefined;
+    return value ? { kind: "clientId", value } : identity;
+  },
+  buildRequest({ resource, identity, env, endpoint }) {
     identityParameter(azureMl, identity);
-    const clientId = identity.kind === "clientId" ? identity.value : env("DEFAULT_IDENTITY_CLIENT_ID") ?? "";
+    const clientId = identity.kind === "clientId" ? identity.value : "";
     return {
       method: "GET",
       url: withQuery(endpoint, { "api-version": "2017-09-01", resource, clientid: clientId }),

@@ -3,7 +3,7 @@
  * @module
  */
 
-import { readEndpoint, type SourceDefinition } from "./source.ts";
+import type { SourceDefinition } from "./source.ts";
 
 /**
  * `POST $MSI_ENDPOINT` with the form body `resource=...`. The body is built with the request,
@@ -14,10 +14,10 @@ export const cloudShell: SourceDefinition = {
   retry: "standard",
   endpoint: { name: "MSI_ENDPOINT" },
   identities: { parameters: {}, refusal: "Cloud Shell supports only the system-assigned identity" },
-  buildRequest({ resource, env }) {
+  buildRequest({ resource, endpoint }) {
     return {
       method: "POST",
-      url: readEndpoint(cloudShell, env),
+      url: endpoint,
       headers: { "Metadata": "true", "Content-Type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({ resource }).toString(),
     };

@@ -4,7 +4,7 @@
  */
 
 import { SKU, VERSION } from "../version.ts";
-import { identityQuery, readEndpoint, type SourceDefinition, withQuery } from "./source.ts";
+import { identityQuery, type SourceDefinition, withQuery } from "./source.ts";
 
 /** The IMDS host when `AZURE_POD_IDENTITY_AUTHORITY_HOST` is unset. */
 export const IMDS_HOST = "http://169.254.169.254";
@@ -17,8 +17,7 @@ export const imds: SourceDefinition = {
   probe: true,
   endpoint: { name: "AZURE_POD_IDENTITY_AUTHORITY_HOST", fallback: IMDS_HOST },
   identities: { parameters: { clientId: "client_id", objectId: "object_id", resourceId: "msi_res_id" } },
-  buildRequest({ resource, identity, env }) {
-    const host = readEndpoint(imds, env);
+  buildRequest({ resource, identity, endpoint: host }) {
     // No "//" when the variable ends in "/"; a query string on the host stays a query string.
     host.pathname = `${host.pathname.replace(/\/+$/, "")}/metadata/identity/oauth2/token`;
     return {

@@ -36,6 +36,11 @@ export interface BuildContext {
   /** The resource, without a trailing `/.default`. */
   readonly resource: string;
   readonly identity: Identity;
+  /**
+   * The endpoint, read and checked at construction (a copy per request): the cache key is made
+   * of it, so no request may go elsewhere when the environment changes later.
+   */
+  readonly endpoint: URL;
   readonly env: EnvReader;
   /** What `configure` returned at construction. */
   readonly config: unknown;
@@ -91,7 +96,7 @@ export interface EndpointVariable {
 /** One managed identity source. */
 export interface SourceDefinition {
   readonly name: Source;
-  /** Where the endpoint comes from: checked at construction and read again for each request. */
+  /** Where the endpoint comes from: read and checked once, at construction. */
   readonly endpoint: EndpointVariable;
   /**
    * `true` when the source may simply not exist here (IMDS, assumed off Azure too): its first

@@ -14,7 +14,6 @@ import type { InternalOptions } from "../internal.ts";
 import type { FileHandleView } from "../file_read.ts";
 import type { EnvReader } from "../env.ts";
 import type { SourceDefinition } from "./source.ts";
-import { readEndpoint } from "./source.ts";
 
 /** Microsoft Entra ID's public cloud, when `AZURE_AUTHORITY_HOST` is unset. */
 export const ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com";
@@ -88,20 +87,23 @@ export const workloadIdentity: SourceDefinition = {
   configure(env, internal: InternalOptions): WorkloadConfig {
     return { file: env("AZURE_FEDERATED_TOKEN_FILE") ?? "", fileSystem: internal.tokenFileSystem };
   },
-  async buildRequest({ resource, identity, env, config, claims, now, signal, timeoutMs }) {
+  async buildRequest({ resource, identity, endpoint, config, claims, now, signal, timeoutMs }) {
     const state = config as WorkloadConfig;
-    if (!state.assertion || now - state.assertion.readAt >= ASSERTION_MAX_AGE_MS) {
+    // Read again once 5 minutes old, and when the clock has stepped back behind the read (NTP, a
+    // resumed VM): the kubelet goes on rotating the file whatever this process's clock says.
+    let read = state.assertion;
+    if (!read || now < read.readAt || now - read.readAt >= ASSERTION_MAX_AGE_MS) {
       // The file rules load on this path only.
       const { readTokenFile } = await import("../token_file.ts");
-      state.assertion = {
+      read = state.assertion = {
         value: await readTokenFile(state.file, state.fileSystem, { signal, timeoutMs }),
         readAt: now,
       };
     }
-    const assertion = state.assertion.value;
+    const assertion = read.value;
     return {
       method: "POST",
-      url: readEndpoint(workloadIdentity, env),
+      url: endpoint,
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({
         client_id: identity.kind === "clientId" ? identity.value : "",

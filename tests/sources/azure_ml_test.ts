@@ -126,17 +126,20 @@ describe("Azure ML requests", () => {
     ]);
   });
 
-  test("acquireToken() reads MSI_ENDPOINT and MSI_SECRET on each Azure ML request", async () => {
+  test("acquireToken() keeps the MSI_ENDPOINT and DEFAULT_IDENTITY_CLIENT_ID of construction, and reads MSI_SECRET on each Azure ML request", async () => {
     const fake = recorder();
     const env: Record<string, string> = { ...ENV };
     const client = testClient({ env, fetch: fake.fetch });
     await client.acquireToken("https://vault.azure.net");
     env.MSI_ENDPOINT = "http://127.0.0.1:46999/other/token";
     env.MSI_SECRET = "rotated-secret-value";
+    env.DEFAULT_IDENTITY_CLIENT_ID = "00000000-0000-0000-0000-00000000dead";
     await client.acquireToken("https://vault.azure.net", { forceRefresh: true });
     assert.equal(fake.seen.length, 2);
     assertAzureMlRequest(fake.seen[0]!);
-    assertAzureMlRequest(fake.seen[1]!, "http://127.0.0.1:46999/other/token", "rotated-secret-value");
+    // The cache key names the endpoint and identity read at construction.
+    assertAzureMlRequest(fake.seen[1]!, undefined, "rotated-secret-value");
+    assert.equal(fake.seen[1]!.url.searchParams.get("clientid"), fake.seen[0]!.url.searchParams.get("clientid"));
   });
 
   for (

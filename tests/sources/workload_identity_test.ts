@@ -420,6 +420,48 @@ describe("workload identity token file rotation", () => {
     });
   });
 
+  test("acquireToken() reads the file again when the clock has stepped back behind the read", async () => {
+    await withTokenFile(async ({ path }) => {
+      let now = NOW;
+      const fake = recorder((_request, index) => token(`token-${index}`));
+      const { client, files } = wiClient(path, { fetch: fake.fetch }, { now: () => now });
+      await client.acquireToken(VAULT);
+      await fsp.writeFile(`${path}.new`, ROTATED);
+      await fsp.rename(`${path}.new`, path);
+      // NTP or a resumed VM steps the clock back an hour: the read now seems to be in the future.
+      now = NOW - 60 * MINUTE;
+      await client.acquireToken(VAULT, { forceRefresh: true });
+      assert.equal(files.opened.length, 2, "the file read 'in the future' was used again");
+      const sent = fake.seen.map((seen) => new URLSearchParams(seen.body).get("client_assertion"));
+      assert.deepEqual(sent, [ASSERTION, ROTATED]);
+    });
+  });
+
+  test("acquireToken() keeps the tenant, authority host and token file of construction: the cache key names them", async () => {
+    await withTokenFile(async ({ path }) => {
+      const fake = recorder((_request, index) => token(`token-${index}`));
+      const env: Record<string, string | undefined> = { ...wiEnv(path) };
+      const cache = new TokenCache();
+      const client = testClient({ env, fetch: fake.fetch, cache }, { tokenFileSystem: countingFiles() });
+      await client.acquireToken(VAULT);
+      env.AZURE_TENANT_ID = "00000000-0000-0000-0000-00000000000b";
+      env.AZURE_AUTHORITY_HOST = "https://login.example.net";
+      env.AZURE_FEDERATED_TOKEN_FILE = "/nonexistent/other/token";
+      await client.acquireToken(VAULT, { forceRefresh: true });
+      assert.equal(fake.seen.length, 2);
+      assert.equal(endpointOf(fake.seen[1]!), endpointOf(fake.seen[0]!));
+      // A client made now, for the other tenant, gets no token of the first one's.
+      const other = testClient({ env: { ...env, AZURE_FEDERATED_TOKEN_FILE: path }, fetch: fake.fetch, cache });
+      assert.equal((await other.acquireToken(VAULT)).fromCache, false);
+      assert.equal(
+        endpointOf(fake.seen[2]!),
+        "https://login.example.net/00000000-0000-0000-0000-00000000000b/oauth2/v2.0/token",
+      );
+      // And the first client still gets its own tenant's token from the cache.
+      assert.equal((await client.acquireToken(VAULT)).accessToken, "token-1");
+    });
+  });
+
   test(
     "acquireToken() follows the kubelet's links (token -> ..data/token) and sees a rotation swapped in through them",
     { skip: process.platform === "win32" ? "symbolic links need a privilege on Windows" : false },
