@@ -65,7 +65,7 @@ async function httpsServer(
 const tokenBody = { access_token: "sf-token", expires_on: String(Math.floor(Date.now() / 1000) + 7200) };
 
 describe("Service Fabric requests", () => {
-  test("acquireToken() sends api-version, resource, Secret and Accept on Service Fabric", async () => {
+  test("acquireToken() sends api-version=2020-05-01, resource, Secret and Accept on Service Fabric", async () => {
     const fake = recorder();
     const client = testClient({ env: env(), fetch: fake.fetch });
     assert.equal(client.source, "ServiceFabric");
@@ -73,12 +73,25 @@ describe("Service Fabric requests", () => {
     const seen = onlyRequest(fake.seen);
     assert.equal(seen.method, "GET");
     assert.equal(`${seen.url.origin}${seen.url.pathname}`, ENDPOINT);
-    assert.deepEqual([...seen.url.searchParams], [
-      ["api-version", "2019-07-01-preview"],
-      ["resource", "https://vault.azure.net"],
-    ]);
+    // The stable version MSAL .NET sends since its issue #5769, not 2019-07-01-preview.
+    assert.equal(seen.url.search, "?api-version=2020-05-01&resource=https%3A%2F%2Fvault.azure.net");
     assert.deepEqual([...seen.headers], [["accept", "application/json"], ["secret", SECRET]]);
     assert.equal(seen.body, "");
+  });
+
+  test("acquireToken() sends an object ID as principalId, and nothing else names it, on Service Fabric", async () => {
+    const fake = recorder();
+    const objectId = "0b5a8f43-0000-4000-8000-00000000aa01";
+    const client = testClient({ env: env(), fetch: fake.fetch, objectId });
+    await client.acquireToken("https://vault.azure.net");
+    const seen = onlyRequest(fake.seen);
+    assert.equal(
+      seen.url.search,
+      `?api-version=2020-05-01&resource=https%3A%2F%2Fvault.azure.net&principalId=${objectId}`,
+    );
+    for (const name of ["object_id", "client_id", "msi_res_id", "mi_res_id"]) {
+      assert.equal(seen.url.searchParams.has(name), false, name);
+    }
   });
 
   test("acquireToken() sends client capabilities as xms_cc on Service Fabric", async () => {
@@ -137,23 +150,32 @@ describe("Service Fabric requests", () => {
 
 describe("Service Fabric configuration", () => {
   for (
-    const [name, options] of [["clientId", { clientId: "c" }], ["objectId", { objectId: "o" }], [
-      "resourceId",
-      { resourceId: "/subscriptions/x" },
-    ]] as const
+    const [name, options] of [["clientId", { clientId: "c" }], ["resourceId", {
+      resourceId: "/subscriptions/x",
+    }]] as const
   ) {
-    test(`new ManagedIdentityClient() refuses a ${name} on Service Fabric with the cluster message`, () => {
-      assert.throws(() => testClient({ env: env(), ...options }), (error: unknown) => {
+    test(`new ManagedIdentityClient() refuses a ${name} on Service Fabric, naming objectId`, () => {
+      let fetched = 0;
+      const fetch = () => {
+        fetched++;
+        return Response.json(tokenBody);
+      };
+      assert.throws(() => testClient({ env: env(), fetch, ...options }), (error: unknown) => {
         assert.ok(error instanceof ManagedIdentityError);
         assert.equal(error.code, "unsupported_identity");
-        assert.match(
-          error.message,
-          /the identity is set by the cluster's configuration, see https:\/\/aka\.ms\/servicefabricmi/,
-        );
+        assert.equal(error.source, "ServiceFabric");
+        assert.match(error.message, new RegExp(`by ${name} `));
+        assert.match(error.message, /use objectId/);
+        assert.match(error.message, /principalId/);
         return true;
       });
+      assert.equal(fetched, 0);
     });
   }
+
+  test("new ManagedIdentityClient() accepts an objectId on Service Fabric", () => {
+    assert.equal(testClient({ env: env(), objectId: "o" }).source, "ServiceFabric");
+  });
 
   test("new ManagedIdentityClient() refuses an http: endpoint on Service Fabric", () => {
     assert.throws(() => testClient({ env: env({ IDENTITY_ENDPOINT: "http://127.0.0.1:2377/token" }) }), (error) => {
@@ -208,7 +230,10 @@ describe("Service Fabric certificate pinning", () => {
       assert.equal(result.source, "ServiceFabric");
       assert.equal(server.requests.length, 1);
       assert.equal(server.requests[0]!.secret, SECRET);
-      assert.match(server.requests[0]!.url, /api-version=2019-07-01-preview&resource=https%3A%2F%2Fvault\.azure\.net/);
+      assert.equal(
+        server.requests[0]!.url,
+        "/metadata/identity/oauth2/token?api-version=2020-05-01&resource=https%3A%2F%2Fvault.azure.net",
+      );
     } finally {
       await server.close();
     }
