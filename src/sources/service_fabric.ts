@@ -28,7 +28,7 @@ async function sha256Hex(text: string): Promise<string> {
  */
 export const serviceFabric: SourceDefinition = {
   name: "ServiceFabric",
-  retry: "standard",
+  retry: "servicefabric",
   // Any host: the pinned certificate, not the address, is the trust (a cluster node's IP).
   endpoint: { name: "IDENTITY_ENDPOINT", rule: "pinned" },
   identities: {

@@ -220,6 +220,81 @@ describe("Service Fabric configuration", () => {
   });
 });
 
+/**
+ * A client over a fake Service Fabric endpoint whose waits are recorded, not slept: `answers`
+ * are given in turn (the last one again once they run out).
+ */
+function retryRig(answers: (() => Response)[], options: { retry?: { maxRetries?: number } } = {}) {
+  const sleeps: number[] = [];
+  const fake = recorder((_request, index) => answers[Math.min(index, answers.length - 1)]!());
+  const client = testClient({ env: env(), fetch: fake.fetch, ...options }, {
+    sleep: (ms) => {
+      sleeps.push(ms);
+      return Promise.resolve();
+    },
+    random: () => 0,
+  });
+  return { client, seen: fake.seen, sleeps };
+}
+
+const sfError = (status: number, code: string, headers: Record<string, string> = {}) => () =>
+  Response.json({ error: { correlationId: "aaaa0000-bb11-2222-33cc-444444dddddd", code, message: code } }, {
+    status,
+    headers,
+  });
+
+// https://learn.microsoft.com/azure/service-fabric/how-to-managed-identity-service-fabric-app-code#error-handling
+describe("Service Fabric retries, as Microsoft's Service Fabric page says", () => {
+  for (const status of [404, 400, 401, 403, 408, 410]) {
+    test(`acquireToken() does not retry a ${status} on Service Fabric: one request`, async () => {
+      const rig = retryRig([sfError(status, "ManagedIdentityNotFound")]);
+      const error = await rejectsWith(rig.client.acquireToken("https://vault.azure.net"), "request_failed");
+      assert.equal(error.status, status);
+      assert.equal(rig.seen.length, 1);
+      assert.deepEqual(rig.sleeps, []);
+    });
+  }
+
+  test("acquireToken() retries a 429 after its Retry-After, then gets the token on Service Fabric", async () => {
+    const rig = retryRig([sfError(429, "TooManyRequests", { "retry-after": "3" }), () => Response.json(tokenBody)]);
+    assert.equal((await rig.client.acquireToken("https://vault.azure.net")).accessToken, "sf-token");
+    assert.equal(rig.seen.length, 2);
+    assert.deepEqual(rig.sleeps, [3000]);
+  });
+
+  test("acquireToken() backs off 1 s, 2 s, 4 s on a 429 without Retry-After on Service Fabric", async () => {
+    const rig = retryRig([sfError(429, "TooManyRequests")]);
+    const error = await rejectsWith(rig.client.acquireToken("https://vault.azure.net"), "request_failed");
+    assert.equal(error.status, 429);
+    assert.equal(rig.seen.length, 4);
+    assert.deepEqual(rig.sleeps, [1000, 2000, 4000]);
+  });
+
+  for (const status of [500, 501, 502, 503, 504]) {
+    test(`acquireToken() retries a ${status} after a short while on Service Fabric`, async () => {
+      const rig = retryRig([sfError(status, "InternalServerError"), () => Response.json(tokenBody)]);
+      assert.equal((await rig.client.acquireToken("https://vault.azure.net")).accessToken, "sf-token");
+      assert.equal(rig.seen.length, 2);
+      assert.deepEqual(rig.sleeps, [1000]);
+    });
+  }
+
+  test("acquireToken() retries a failed connection on Service Fabric", async () => {
+    let calls = 0;
+    const sleeps: number[] = [];
+    const client = testClient({
+      env: env(),
+      fetch: () => {
+        if (calls++ === 0) throw new TypeError("connection refused");
+        return Response.json(tokenBody);
+      },
+    }, { sleep: (ms) => Promise.resolve(void sleeps.push(ms)), random: () => 0 });
+    assert.equal((await client.acquireToken("https://vault.azure.net")).accessToken, "sf-token");
+    assert.equal(calls, 2);
+    assert.deepEqual(sleeps, [1000]);
+  });
+});
+
 describe("Service Fabric certificate pinning", () => {
   test("acquireToken() gets a token from a real HTTPS server whose certificate matches the pin", async () => {
     const server = await httpsServer(() => ({ status: 200, body: tokenBody }));
