@@ -201,11 +201,19 @@ describe("createEmulator() endpoints", () => {
     assert.equal(refused.status, 405);
   });
 
-  test("Service Fabric refuses a missing Secret with SecretHeaderNotFound", async () => {
-    const response = await call("ServiceFabric", "https://e/?api-version=2019-07-01-preview&resource=x");
+  test("Service Fabric refuses a missing Secret with SecretHeaderNotFound and a nested correlation ID", async () => {
+    const response = await call("ServiceFabric", "https://e/?api-version=2020-05-01&resource=x");
     assert.equal(response.status, 401);
-    assert.deepEqual(await response.json(), {
-      error: { code: "SecretHeaderNotFound", message: "Secret is not found in the request headers." },
+    const body = await response.json() as { error: { correlationId: string } };
+    // The shape of Microsoft's sample error, correlation ID first.
+    assert.deepEqual(Object.keys(body.error), ["correlationId", "code", "message"]);
+    assert.match(body.error.correlationId, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(body, {
+      error: {
+        correlationId: body.error.correlationId,
+        code: "SecretHeaderNotFound",
+        message: "Secret is not found in the request headers.",
+      },
     });
   });
 

@@ -151,8 +151,19 @@ const SOURCES: readonly SourceCase[] = [
       IDENTITY_HEADER: "service-fabric-secret",
       IDENTITY_SERVER_THUMBPRINT: SF_PIN,
     }),
-    errorBody: { error: { code: "ManagedIdentityNotFound", message: "No managed identity for this application" } },
-    errorFields: { error: "ManagedIdentityNotFound", errorDescription: "No managed identity for this application" },
+    // The correlation ID is nested in the error (Microsoft's page, error handling).
+    errorBody: {
+      error: {
+        correlationId: "aaaa0000-bb11-2222-33cc-444444dddddd",
+        code: "ManagedIdentityNotFound",
+        message: "No managed identity for this application",
+      },
+    },
+    errorFields: {
+      error: "ManagedIdentityNotFound",
+      errorDescription: "No managed identity for this application",
+      correlationId: "aaaa0000-bb11-2222-33cc-444444dddddd",
+    },
   },
   {
     source: "WorkloadIdentity",

@@ -221,13 +221,17 @@ function arcChallenge(path: string): Response {
   }, { status: 401, headers: { "WWW-Authenticate": `Basic realm=${path}` } });
 }
 
-// Each source's error body shape (docs/sources.md, error bodies).
+// Each source's error body shape (docs/sources.md, error bodies). Service Fabric's nests its
+// correlation ID, as Microsoft's sample error shows
+// (https://learn.microsoft.com/azure/service-fabric/how-to-managed-identity-service-fabric-app-code#error-handling).
 function errorBody(source: Source, status: number, code: string, message: string): Response {
   if (source === "WorkloadIdentity") return entraError(status, code, undefined, message, { now: Date.now() });
   const body = source === "DefaultToIMDS" || source === "AzureArc"
     ? { error: code, error_description: message }
     : source === "AppService" || source === "AzureML"
     ? { statusCode: status, message, correlationId: uuid() }
+    : source === "ServiceFabric"
+    ? { error: { correlationId: uuid(), code, message } }
     : { error: { code, message } };
   return Response.json(body, { status });
 }

@@ -295,6 +295,34 @@ describe("Service Fabric retries, as Microsoft's Service Fabric page says", () =
   });
 });
 
+describe("Service Fabric error bodies", () => {
+  test("acquireToken() keeps the correlation ID nested in Service Fabric's error body", async () => {
+    // The sample error of Microsoft's page, as it is.
+    const body =
+      '{"error":{"correlationId":"aaaa0000-bb11-2222-33cc-444444dddddd","code":"SecretHeaderNotFound","message":"Secret is not found in the request headers."}}';
+    const client = testClient({ env: env(), fetch: () => new Response(body, { status: 401 }), retry: false });
+    const error = await rejectsWith(client.acquireToken("https://vault.azure.net"), "request_failed", "ServiceFabric");
+    assert.equal(error.status, 401);
+    assert.equal(error.error, "SecretHeaderNotFound");
+    assert.equal(error.errorDescription, "Secret is not found in the request headers.");
+    assert.equal(error.correlationId, "aaaa0000-bb11-2222-33cc-444444dddddd");
+  });
+
+  test("acquireToken() redacts a nested correlation ID that echoes the Secret on Service Fabric", async () => {
+    const client = testClient({
+      env: env(),
+      fetch: (request) =>
+        Response.json({
+          error: { correlationId: `corr-${request.headers.get("secret")}`, code: "Bad", message: "bad" },
+        }, { status: 400 }),
+      retry: false,
+    });
+    const error = await rejectsWith(client.acquireToken("https://vault.azure.net"), "request_failed", "ServiceFabric");
+    assert.equal(error.correlationId, "corr-[redacted]");
+    assertNotShown(error, SECRET);
+  });
+});
+
 describe("Service Fabric certificate pinning", () => {
   test("acquireToken() gets a token from a real HTTPS server whose certificate matches the pin", async () => {
     const server = await httpsServer(() => ({ status: 200, body: tokenBody }));
