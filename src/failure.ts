@@ -23,9 +23,11 @@ const str = (value: unknown): string | undefined => typeof value === "string" &&
 /**
  * Reads what an error body says, whatever the source's shape: IMDS and Arc
  * `{error, error_description}`, App Service and Azure ML `{statusCode, message, correlationId}`,
- * Cloud Shell and Service Fabric `{error: {code, message}}`. A body that is not JSON gives a
- * short excerpt as its description. Every field passes through {@linkcode endpointText}: the
- * body is parsed first and each decoded field is redacted, so no JSON escape hides a secret.
+ * Cloud Shell `{error: {code, message}}`, Service Fabric `{error: {correlationId, code, message}}`
+ * (https://learn.microsoft.com/azure/service-fabric/how-to-managed-identity-service-fabric-app-code#error-handling).
+ * A body that is not JSON gives a short excerpt as its description. Every field passes through
+ * {@linkcode endpointText}: the body is parsed first and each decoded field is redacted, so no
+ * JSON escape hides a secret.
  *
  * @param secrets The values the request carried (secret headers): cut out of every field.
  */
@@ -58,7 +60,7 @@ export function parseErrorBody(text: string, secrets: readonly string[] = []): E
       str(body.Message),
     500,
   );
-  const correlationId = safe(str(body.correlationId) ?? str(body.correlation_id), 100);
+  const correlationId = safe(str(body.correlationId) ?? str(body.correlation_id) ?? str(nested?.correlationId), 100);
   return {
     ...(error ? { error } : {}),
     ...(description ? { errorDescription: description } : {}),
@@ -66,11 +68,18 @@ export function parseErrorBody(text: string, secrets: readonly string[] = []): E
   };
 }
 
-/** The error for an HTTP status that is not success, with what the body said. */
+/**
+ * The error for an HTTP status that is not success, with what the body said. Without a correlation
+ * ID in the body, one is read from `x-ms-correlation-id`, App Service's and Functions'
+ * `X-CORRELATION-ID` (sent even with an empty body: azure-sdk-for-net #30467, #32786), or
+ * `x-ms-request-id`.
+ */
 export function httpError(reply: HttpReply, context: ReplyContext): ManagedIdentityError {
   const secrets = context.secrets ?? [];
   const said = parseErrorBody(reply.body, secrets);
-  const header = reply.headers.get("x-ms-correlation-id") ?? reply.headers.get("x-ms-request-id");
+  const { headers } = reply;
+  const header = headers.get("x-ms-correlation-id") ?? headers.get("x-correlation-id") ??
+    headers.get("x-ms-request-id");
   const correlationId = said.correlationId ?? (header ? endpointText(header, secrets, 100) || undefined : undefined);
   // "No managed identity here", so try another credential: Docker Desktop answers IMDS with 403
   // "...unreachable..."; IMDS answers 400 "Identity not found" on a VM without the identity

@@ -33,7 +33,7 @@ import type { RetryRules } from "./sources/source.ts";
 export interface RetryOptions {
   /** Retries after the first attempt. Default 3. */
   readonly maxRetries?: number;
-  /** The first delay in milliseconds; IMDS doubles it on each retry. Default 1000. */
+  /** The first delay in milliseconds; IMDS and Service Fabric double it on each retry. Default 1000. */
   readonly delayMs?: number;
   /** The longest wait a `Retry-After` may ask for, in milliseconds. Default 60000. */
   readonly maxRetryAfterMs?: number;
@@ -67,12 +67,13 @@ export function retryPolicy(options: false | RetryOptions | undefined): RetryPol
 // IMDS: 404 while a new identity propagates, 410 while IMDS is updated, and every 5xx.
 const IMDS_STATUSES = /^(404|408|410|429|5\d\d)$/;
 const STANDARD_STATUSES = /^(404|408|429|500|502|503|504)$/;
-// Microsoft Entra ID (workload identity): throttling and server errors, never 400 or 401.
-const ENTRA_STATUSES = /^(429|5\d\d)$/;
+// Microsoft Entra ID (workload identity): throttling and server errors, never 400 or 401. Service
+// Fabric the same: its page calls 404 a setup to rectify and other 4xx errors not to retry.
+const THROTTLED_OR_SERVER = /^(429|5\d\d)$/;
 
 /** Whether an HTTP status is retried under these rules. */
 export function retriableStatus(rules: RetryRules, status: number): boolean {
-  return (rules === "imds" ? IMDS_STATUSES : rules === "entra" ? ENTRA_STATUSES : STANDARD_STATUSES).test(
+  return (rules === "imds" ? IMDS_STATUSES : rules === "standard" ? STANDARD_STATUSES : THROTTLED_OR_SERVER).test(
     String(status),
   );
 }
@@ -93,8 +94,9 @@ export function retryAfterMs(value: string | null, now: number): number | undefi
 }
 
 /**
- * The wait before retry number `retry` (1 for the first): IMDS backs off exponentially with up
- * to 25% jitter; the other sources wait `delayMs`. A longer `Retry-After` wins, capped.
+ * The wait before retry number `retry` (1 for the first): IMDS and Service Fabric back off
+ * exponentially with up to 25% jitter; the other sources wait `delayMs`. A longer `Retry-After`
+ * wins, capped.
  */
 export function retryDelay(
   rules: RetryRules,
@@ -103,7 +105,9 @@ export function retryDelay(
   retryAfter: number | undefined,
   random: () => number,
 ): number {
-  const base = rules === "imds" ? policy.delayMs * 2 ** (retry - 1) * (1 + random() / 4) : policy.delayMs;
+  const base = rules === "imds" || rules === "servicefabric"
+    ? policy.delayMs * 2 ** (retry - 1) * (1 + random() / 4)
+    : policy.delayMs;
   return Math.min(Math.max(base, retryAfter ?? 0), Math.max(policy.maxRetryAfterMs, policy.delayMs));
 }
 

@@ -776,6 +776,35 @@ describe("azmi emulate", () => {
   });
 });
 
+describe("azmi emulate --source servicefabric", () => {
+  test("says Service Fabric takes an object ID only, and a client gets that identity's token with it", async () => {
+    const stop = new AbortController();
+    let out = "";
+    let err = "";
+    let printed!: () => void;
+    const ready = new Promise<void>((resolve) => printed = resolve);
+    const running = main(["emulate", "--source", "servicefabric"], {
+      stdout: (text) => {
+        out += text;
+        if (out.includes("Running until")) printed();
+      },
+      stderr: (text) => err += text,
+      until: stop.signal,
+    });
+    try {
+      await Promise.race([ready, running.then((code) => assert.fail(`emulate ended early with ${code}: ${err}`))]);
+      assert.match(out, /^# ServiceFabric: https:\/\/\S+ \(user-assigned identity: object ID only, as principalId\)$/m);
+      const objectId = /object ID: +([0-9a-f-]{36})/.exec(out)?.[1];
+      assert.ok(objectId, "the user-assigned object ID is printed");
+      const client = new ManagedIdentityClient({ env: parseExports(out), objectId, cache: new TokenCache() });
+      assert.equal(readClaims((await client.acquireToken(VAULT)).accessToken)?.oid, objectId);
+    } finally {
+      stop.abort();
+    }
+    assert.equal(await running, EXIT_CODES.ok);
+  });
+});
+
 describe("azmi and workload identity (AKS)", () => {
   // Every request goes to the emulator's handler, at a loopback authority host: nothing leaves the machine.
   const AUTHORITY = "http://127.0.0.1:41741/";

@@ -101,6 +101,7 @@ function bodies(e: string): Record<string, string> {
     "App Service shape": `{"statusCode":400,"message":"echo ${e}","correlationId":"${e}"}`,
     ".NET Message": `{"Message":"echo ${e}"}`,
     "Service Fabric and Cloud Shell shape": `{"error":{"code":"${e}","message":"echo ${e}"}}`,
+    "Service Fabric shape with its correlation ID": `{"error":{"correlationId":"${e}","code":"x","message":"x"}}`,
     "plain text": `Bad request, header was ${e}`,
     "HTML": `<html><body><p>Header: ${e}</p></body></html>`,
   };
@@ -169,15 +170,21 @@ describe("echoing endpoints never get a secret into an error", () => {
       if (encoding === "inspect-quoted") continue;
       test(`acquireToken() on ${source.name} hides the secret echoed ${encoding} in every body field and header`, async () => {
         await withSecretFile(source, source.secret, async ({ internal, env }) => {
-          for (const [shape, body] of Object.entries(bodies(form))) {
+          // Each body with each correlation header: Azure's, and App Service's X-CORRELATION-ID.
+          const headerSets: Record<string, string>[] = [
+            { "x-ms-correlation-id": form, "x-ms-request-id": form },
+            { "x-correlation-id": form },
+          ];
+          for (
+            const [shape, body, headers] of Object.entries(bodies(form)).flatMap(([shape, body]) =>
+              headerSets.map((headers) => [shape, body, headers] as const)
+            )
+          ) {
             const events: ManagedIdentityEvent[] = [];
             const fake = echoing(source, internal, (received) => {
               // The secret really went out, so it was there to leak.
               assert.equal(received, source.secret);
-              return new Response(body, {
-                status: 400,
-                headers: { "x-ms-correlation-id": form, "x-ms-request-id": form },
-              });
+              return new Response(body, { status: 400, headers });
             });
             const client = testClient({
               env,
@@ -293,7 +300,7 @@ describe("the CLI never prints an echoed secret", () => {
               const echo = value ? form : "none";
               return new Response(
                 `{"error":"e_${echo}","error_description":"echo ${echo}","correlationId":"${echo}"}`,
-                { status: 400, headers: { "x-ms-correlation-id": echo } },
+                { status: 400, headers: { "x-ms-correlation-id": echo, "x-correlation-id": echo } },
               );
             });
             const code = await main([command, VAULT], {

@@ -62,7 +62,13 @@ describe("the client against the emulator on real loopback servers", () => {
           assert.ok(first.expiresOn.getTime() - Date.now() > 7100_000, source);
           assert.equal((await client.acquireToken(VAULT)).fromCache, true, source);
           seen.push(source);
-          if (source === "ServiceFabric" || source === "CloudShell") continue;
+          if (source === "CloudShell") continue;
+          if (source === "ServiceFabric") {
+            // Service Fabric names a user-assigned identity by object ID only, sent as principalId.
+            const byPrincipal = testClient({ env, objectId: user.objectId }, internal);
+            assert.equal(readClaims((await byPrincipal.acquireToken(VAULT)).accessToken)!.oid, user.objectId, source);
+            continue;
+          }
           const byClient = testClient({ env, clientId: user.clientId }, internal);
           assert.equal(readClaims((await byClient.acquireToken(VAULT)).accessToken)!.appid, user.clientId, source);
           // Workload identity is chosen by client ID only; its default is AZURE_CLIENT_ID's.
@@ -96,10 +102,16 @@ describe("the client against the emulator on real loopback servers", () => {
           AppService: 400,
           AzureML: 400,
           AzureArc: 404,
+          ServiceFabric: 404,
         };
         for (const [source, status] of Object.entries(expected) as [Source, number][]) {
+          const unknown = "00000000-0000-0000-0000-00000000dead";
           const client = testClient(
-            { env: running.env[source]!, clientId: "00000000-0000-0000-0000-00000000dead", retry: false },
+            {
+              env: running.env[source]!,
+              ...(source === "ServiceFabric" ? { objectId: unknown } : { clientId: unknown }),
+              retry: false,
+            },
             { arcTokenDirectory: dir },
           );
           await assert.rejects(client.acquireToken(VAULT), (error) => {
@@ -189,12 +201,56 @@ describe("createEmulator() endpoints", () => {
     assert.equal(refused.status, 405);
   });
 
-  test("Service Fabric refuses a missing Secret with SecretHeaderNotFound", async () => {
-    const response = await call("ServiceFabric", "https://e/?api-version=2019-07-01-preview&resource=x");
+  test("Service Fabric refuses a missing Secret with SecretHeaderNotFound and a nested correlation ID", async () => {
+    const response = await call("ServiceFabric", "https://e/?api-version=2020-05-01&resource=x");
     assert.equal(response.status, 401);
-    assert.deepEqual(await response.json(), {
-      error: { code: "SecretHeaderNotFound", message: "Secret is not found in the request headers." },
+    const body = await response.json() as { error: { correlationId: string } };
+    // The shape of Microsoft's sample error, correlation ID first.
+    assert.deepEqual(Object.keys(body.error), ["correlationId", "code", "message"]);
+    assert.match(body.error.correlationId, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(body, {
+      error: {
+        correlationId: body.error.correlationId,
+        code: "SecretHeaderNotFound",
+        message: "Secret is not found in the request headers.",
+      },
     });
+  });
+
+  test("Service Fabric accepts api-version 2020-05-01 and 2019-07-01-preview, and refuses another", async () => {
+    const headers = { Secret: "s3cret" };
+    for (const version of ["2020-05-01", "2019-07-01-preview"]) {
+      const response = await call("ServiceFabric", `https://e/?api-version=${version}&resource=x`, { headers });
+      assert.equal(response.status, 200, version);
+    }
+    for (const version of ["2017-09-01", ""]) {
+      const response = await call("ServiceFabric", `https://e/?api-version=${version}&resource=x`, { headers });
+      assert.equal(response.status, 400, version);
+      const { error } = await response.json() as { error: { code: string; message: string } };
+      assert.equal(error.code, "InvalidApiVersion", version);
+      assert.match(error.message, /2020-05-01/);
+    }
+  });
+
+  test("Service Fabric serves the user-assigned identity principalId names, and 404 for an unknown one", async () => {
+    const emulator = createEmulator({ secret: "s3cret" });
+    const user = emulator.identities[0]!;
+    const headers = { Secret: "s3cret" };
+    const handler = emulator.handler("ServiceFabric");
+    const ok = await handler(
+      new Request(`https://e/?api-version=2020-05-01&resource=x&principalId=${user.objectId.toUpperCase()}`, {
+        headers,
+      }),
+    );
+    assert.equal(ok.status, 200);
+    assert.equal(readClaims(((await ok.json()) as { access_token: string }).access_token)!.oid, user.objectId);
+    const unknown = await handler(
+      new Request("https://e/?api-version=2020-05-01&resource=x&principalId=00000000-0000-0000-0000-00000000dead", {
+        headers,
+      }),
+    );
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, "ManagedIdentityNotFound");
   });
 
   test("Azure Arc challenges with a key file and accepts only that key", async () => {
@@ -970,10 +1026,12 @@ describe("tokens like Entra's: RS256-signed v1 tokens, with the OpenID configura
         const system = running.emulator.systemIdentity;
         let checked = 0;
         for (const source of ALL_SOURCES) {
-          const kinds: [string, { clientId?: string }, EmulatedIdentity, string][] = [
+          const kinds: [string, { clientId?: string; objectId?: string }, EmulatedIdentity, string][] = [
             ["system-assigned", {}, system, EMULATED_HOST_RESOURCE_IDS[source]],
           ];
-          if (source !== "ServiceFabric" && source !== "CloudShell") {
+          if (source === "ServiceFabric") {
+            kinds.push(["user-assigned", { objectId: user.objectId }, user, user.resourceId]);
+          } else if (source !== "CloudShell") {
             kinds.push(["user-assigned", { clientId: user.clientId }, user, user.resourceId]);
           }
           for (const [kind, options, who, mirid] of kinds) {
@@ -1003,7 +1061,7 @@ describe("tokens like Entra's: RS256-signed v1 tokens, with the OpenID configura
             checked++;
           }
         }
-        assert.equal(checked, 12);
+        assert.equal(checked, 13);
         // Where each system-assigned identity lives, as Entra names it in xms_mirid.
         assert.match(
           EMULATED_HOST_RESOURCE_IDS.DefaultToIMDS,

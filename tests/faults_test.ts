@@ -2,8 +2,9 @@
  * The fault matrix: every source against real loopback servers that refuse, reset, hang,
  * trickle, throttle, flood or answer garbage (docs/sources.md, docs/retries.md). Each test asserts
  * the outcome, the exact number of requests the server saw, and that the call ended in time.
- * Which statuses are retried depends on the source's rules ("imds", "standard", or "entra" for
- * workload identity's Microsoft Entra ID): RETRIED below states them, independently of src/.
+ * Which statuses are retried depends on the source's rules ("imds", "standard", "servicefabric",
+ * or "entra" for workload identity's Microsoft Entra ID): RETRIED below states them, independently
+ * of src/.
  * Backoff never costs real time: `sleep` and `now` are a fake clock (tests/helpers/faults.ts).
  *
  * Every call goes through `settle()`, which bounds it at HANG_MS of real time, and every
@@ -60,16 +61,20 @@ const HANG_MS = 5000;
 /** What a call that only talks to loopback (with a fake backoff) may take in real time. */
 const QUICK_MS = 1500;
 
-type Rules = "imds" | "standard" | "entra";
+type Rules = "imds" | "standard" | "servicefabric" | "entra";
 
 /**
  * The statuses each source's rules retry (docs/retries.md); 400, 401 and 403 are
  * never retried. IMDS: 404 while an identity propagates, 410 while it is updated, every 5xx;
+ * Service Fabric: 429 and every 5xx, never a 404 (the application's setup is wrong) nor another
+ * 4xx, as Microsoft's page says
+ * (https://learn.microsoft.com/azure/service-fabric/how-to-managed-identity-service-fabric-app-code#error-handling);
  * Entra ID: throttling and every 5xx, never a 404 or 408.
  */
 const RETRIED: Readonly<Record<Rules, readonly number[]>> = {
   imds: [404, 408, 410, 429, 500, 501, 502, 503, 504],
   standard: [404, 408, 429, 500, 502, 503, 504],
+  servicefabric: [429, 500, 501, 502, 503, 504],
   entra: [429, 500, 501, 502, 503, 504],
 };
 
@@ -139,15 +144,26 @@ const SOURCES: readonly SourceCase[] = [
   {
     source: "ServiceFabric",
     label: "Service Fabric",
-    rules: "standard",
+    rules: "servicefabric",
     tls: true,
     env: (origin) => ({
       IDENTITY_ENDPOINT: `${origin}/metadata/identity/oauth2/token`,
       IDENTITY_HEADER: "service-fabric-secret",
       IDENTITY_SERVER_THUMBPRINT: SF_PIN,
     }),
-    errorBody: { error: { code: "ManagedIdentityNotFound", message: "No managed identity for this application" } },
-    errorFields: { error: "ManagedIdentityNotFound", errorDescription: "No managed identity for this application" },
+    // The correlation ID is nested in the error (Microsoft's page, error handling).
+    errorBody: {
+      error: {
+        correlationId: "aaaa0000-bb11-2222-33cc-444444dddddd",
+        code: "ManagedIdentityNotFound",
+        message: "No managed identity for this application",
+      },
+    },
+    errorFields: {
+      error: "ManagedIdentityNotFound",
+      errorDescription: "No managed identity for this application",
+      correlationId: "aaaa0000-bb11-2222-33cc-444444dddddd",
+    },
   },
   {
     source: "WorkloadIdentity",
@@ -330,7 +346,8 @@ function retried(kase: SourceCase, status: number): boolean {
 
 /** The delays of the first `count` retries under the source's rules, without jitter. */
 function delays(kase: SourceCase, count: number): number[] {
-  return Array.from({ length: count }, (_, i) => kase.rules === "imds" ? 1000 * 2 ** i : 1000);
+  const doubling = kase.rules === "imds" || kase.rules === "servicefabric";
+  return Array.from({ length: count }, (_, i) => doubling ? 1000 * 2 ** i : 1000);
 }
 
 const ok: FaultHandler = (_request, socket) => answerJson(socket, 200, TOKEN);
@@ -669,8 +686,8 @@ for (const kase of SOURCES) {
       });
     }
 
-    // The statuses on which the rules differ: 404 and 408 (retried except by Entra ID's rules)
-    // and 501 (a 5xx that the standard rules leave alone).
+    // The statuses on which the rules differ: 404 and 408 (retried except by Service Fabric's and
+    // Entra ID's rules) and 501 (a 5xx that the standard rules leave alone).
     for (const code of [404, 408, 501]) {
       if (retried(kase, code)) {
         test(`acquireToken() retries a ${code} 3 times on ${label} (${kase.rules} rules)`, async () => {

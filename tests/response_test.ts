@@ -409,6 +409,29 @@ describe("parseErrorBody()", () => {
     );
   });
 
+  // https://learn.microsoft.com/azure/service-fabric/how-to-managed-identity-service-fabric-app-code#error-handling
+  test("parseErrorBody() reads the correlation ID nested in Service Fabric's error", () => {
+    assert.deepEqual(
+      parseErrorBody(
+        '{"error":{"correlationId":"aaaa0000-bb11-2222-33cc-444444dddddd","code":"SecretHeaderNotFound",' +
+          '"message":"Secret is not found in the request headers."}}',
+      ),
+      {
+        error: "SecretHeaderNotFound",
+        errorDescription: "Secret is not found in the request headers.",
+        correlationId: "aaaa0000-bb11-2222-33cc-444444dddddd",
+      },
+    );
+  });
+
+  test("parseErrorBody() redacts a nested correlation ID that echoes a secret", () => {
+    const said = parseErrorBody(
+      JSON.stringify({ error: { correlationId: "id-sf-identity-header-secret", code: "c" } }),
+      ["sf-identity-header-secret"],
+    );
+    assert.equal(said.correlationId, "id-[redacted]");
+  });
+
   test("parseErrorBody() keeps plain text as the description", () => {
     assert.deepEqual(parseErrorBody("Service Unavailable\n"), { errorDescription: "Service Unavailable" });
   });

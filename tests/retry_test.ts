@@ -89,10 +89,21 @@ describe("retriableStatus()", () => {
     }
   });
 
+  // https://learn.microsoft.com/azure/service-fabric/how-to-managed-identity-service-fabric-app-code#error-handling
+  test("retriableStatus() retries 429 and every 5xx on Service Fabric, never 404 nor another 4xx", () => {
+    for (const status of [429, ...Array.from({ length: 100 }, (_, i) => 500 + i)]) {
+      assert.equal(retriableStatus("servicefabric", status), true, `Service Fabric ${status}`);
+    }
+    for (const status of [...neverRetried, 404, 408, 410, 412, 499]) {
+      assert.equal(retriableStatus("servicefabric", status), false, `Service Fabric ${status}`);
+    }
+  });
+
   test("retriableStatus() does not retry statuses outside 4xx and 5xx, nor a status with extra digits", () => {
     for (const status of [100, 301, 302, 600, 4040, 5000, 0]) {
       assert.equal(retriableStatus("imds", status), false, `IMDS ${status}`);
       assert.equal(retriableStatus("standard", status), false, `standard ${status}`);
+      assert.equal(retriableStatus("servicefabric", status), false, `Service Fabric ${status}`);
     }
   });
 });
@@ -148,6 +159,15 @@ describe("retryDelay()", () => {
   test("retryDelay() doubles delayMs on IMDS", () => {
     const small = { ...policy, delayMs: 10 };
     assert.deepEqual([1, 2, 3, 4].map((retry) => retryDelay("imds", retry, small, undefined, zero)), [10, 20, 40, 80]);
+  });
+
+  test("retryDelay() backs off 1 s, 2 s, 4 s, 8 s, 16 s on Service Fabric, as Microsoft's page advises", () => {
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map((retry) => retryDelay("servicefabric", retry, policy, undefined, zero)),
+      [1000, 2000, 4000, 8000, 16_000],
+    );
+    assert.equal(retryDelay("servicefabric", 2, policy, 5000, zero), 5000);
+    assert.equal(retryDelay("servicefabric", 1, policy, undefined, one), 1250);
   });
 
   test("retryDelay() waits delayMs on every retry on the other sources, without jitter", () => {

@@ -111,7 +111,7 @@ const USER_ASSIGNED: Readonly<Record<Source, string>> = {
   AzureArc: "client, object or resource ID",
   AzureML: "client ID only",
   CloudShell: "none: system-assigned only",
-  ServiceFabric: "none: the cluster's configuration decides",
+  ServiceFabric: "object ID only, as principalId",
 };
 
 /**

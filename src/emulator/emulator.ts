@@ -111,7 +111,11 @@ export interface Emulator {
   cleanup(): Promise<void>;
 }
 
-/** The paths and api-versions of each endpoint. */
+/**
+ * The api-version each endpoint requires (none where empty). Service Fabric's is the stable
+ * `2020-05-01` the client sends; it also accepts `2019-07-01-preview`, which msal-node and
+ * `@azure/identity` still send.
+ */
 export const EMULATED_API_VERSIONS: Readonly<Record<Source, string>> = {
   WorkloadIdentity: "",
   DefaultToIMDS: "2018-02-01",
@@ -119,8 +123,11 @@ export const EMULATED_API_VERSIONS: Readonly<Record<Source, string>> = {
   AzureArc: "2020-06-01",
   AzureML: "2017-09-01",
   CloudShell: "",
-  ServiceFabric: "2019-07-01-preview",
+  ServiceFabric: "2020-05-01",
 };
+
+// Service Fabric's managed identity token service takes either version (MSAL .NET issue 5769).
+const SERVICE_FABRIC_API_VERSIONS = ["2020-05-01", "2019-07-01-preview"];
 
 const uuid = () => crypto.randomUUID();
 
@@ -214,13 +221,17 @@ function arcChallenge(path: string): Response {
   }, { status: 401, headers: { "WWW-Authenticate": `Basic realm=${path}` } });
 }
 
-// Each source's error body shape (docs/sources.md, error bodies).
+// Each source's error body shape (docs/sources.md, error bodies). Service Fabric's nests its
+// correlation ID, as Microsoft's sample error shows
+// (https://learn.microsoft.com/azure/service-fabric/how-to-managed-identity-service-fabric-app-code#error-handling).
 function errorBody(source: Source, status: number, code: string, message: string): Response {
   if (source === "WorkloadIdentity") return entraError(status, code, undefined, message, { now: Date.now() });
   const body = source === "DefaultToIMDS" || source === "AzureArc"
     ? { error: code, error_description: message }
     : source === "AppService" || source === "AzureML"
     ? { statusCode: status, message, correlationId: uuid() }
+    : source === "ServiceFabric"
+    ? { error: { correlationId: uuid(), code, message } }
     : { error: { code, message } };
   return Response.json(body, { status });
 }
@@ -352,12 +363,24 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     const url = new URL(request.url);
     const query = url.searchParams;
     const version = EMULATED_API_VERSIONS[source];
-    if (version && query.get("api-version") !== version) {
+    const got = query.get("api-version");
+    if (source === "ServiceFabric" && !SERVICE_FABRIC_API_VERSIONS.includes(got ?? "")) {
+      // The token service's own words (Microsoft's page, typical errors).
+      return errorBody(
+        source,
+        400,
+        "InvalidApiVersion",
+        `The api-version '${got ?? ""}' is not supported. Supported versions are '${
+          SERVICE_FABRIC_API_VERSIONS.join("' and '")
+        }'.`,
+      );
+    }
+    if (version && source !== "ServiceFabric" && got !== version) {
       return errorBody(
         source,
         400,
         "invalid_request",
-        `api-version must be ${version}: got ${query.get("api-version")}`,
+        `api-version must be ${version}: got ${got}`,
       );
     }
     switch (source) {
@@ -448,7 +471,18 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         }
         const resource = query.get("resource");
         if (!resource) return errorBody(source, 400, "ArgumentNullOrEmpty", "Resource is null or empty.");
-        return token(source, resource, null);
+        // A user-assigned identity is named by object ID as principalId, the one selector the
+        // token service reads; it ignores client_id and the like (MSAL .NET issue 6065).
+        const who = lookup(query.has("principalId") ? "objectId" : undefined, query.get("principalId"));
+        if (who === undefined) {
+          return errorBody(
+            source,
+            404,
+            "ManagedIdentityNotFound",
+            "Managed identity not found for the specified application host.",
+          );
+        }
+        return token(source, resource, who);
       }
       case "WorkloadIdentity": {
         // Like the kubelet, keep the file fresh (a failed rewrite leaves the old one); the

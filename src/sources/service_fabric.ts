@@ -6,7 +6,7 @@
 
 import { ManagedIdentityError } from "../errors.ts";
 import type { FetchLike } from "../types.ts";
-import { readEndpoint, type SourceDefinition, withQuery } from "./source.ts";
+import { identityQuery, readEndpoint, type SourceDefinition, withQuery } from "./source.ts";
 
 /** What Service Fabric captures at construction. */
 export interface ServiceFabricConfig {
@@ -20,18 +20,21 @@ async function sha256Hex(text: string): Promise<string> {
 }
 
 /**
- * `GET $IDENTITY_ENDPOINT?api-version=2019-07-01-preview&resource=...` with `Secret` and
- * `Accept: application/json`, over TLS pinned to `IDENTITY_SERVER_THUMBPRINT`. With claims and a
- * cached token it adds `token_sha256_to_refresh`; client capabilities go as `xms_cc`.
+ * `GET $IDENTITY_ENDPOINT?api-version=2020-05-01&resource=...` with `Secret` and
+ * `Accept: application/json`, over TLS pinned to `IDENTITY_SERVER_THUMBPRINT`. A user-assigned
+ * identity is named by its object ID, as `principalId`, the only selector the cluster's token
+ * service reads (MSAL .NET PR 6069). With claims and a cached token it adds
+ * `token_sha256_to_refresh`; client capabilities go as `xms_cc`.
  */
 export const serviceFabric: SourceDefinition = {
   name: "ServiceFabric",
-  retry: "standard",
+  retry: "servicefabric",
   // Any host: the pinned certificate, not the address, is the trust (a cluster node's IP).
   endpoint: { name: "IDENTITY_ENDPOINT", rule: "pinned" },
   identities: {
-    parameters: {},
-    refusal: "the identity is set by the cluster's configuration, see https://aka.ms/servicefabricmi",
+    parameters: { objectId: "principalId" },
+    refusal: "Service Fabric selects a user-assigned identity by object ID only (sent as principalId): " +
+      "use objectId, see https://aka.ms/servicefabricmi",
   },
   configure(env): ServiceFabricConfig {
     const endpoint = readEndpoint(serviceFabric, env);
@@ -58,13 +61,14 @@ export const serviceFabric: SourceDefinition = {
     const { thumbprint } = config as ServiceFabricConfig;
     return (request) => import("../pinned_fetch.ts").then(({ pinnedFetch }) => pinnedFetch(thumbprint)(request));
   },
-  async buildRequest({ resource, env, config, claims, cachedToken, clientCapabilities }) {
+  async buildRequest({ resource, identity, env, config, claims, cachedToken, clientCapabilities }) {
     const { endpoint } = config as ServiceFabricConfig;
     return {
       method: "GET",
       url: withQuery(endpoint, {
-        "api-version": "2019-07-01-preview",
+        "api-version": "2020-05-01",
         resource,
+        ...identityQuery(serviceFabric, identity),
         token_sha256_to_refresh: claims && cachedToken ? await sha256Hex(cachedToken) : undefined,
         xms_cc: clientCapabilities.join(",") || undefined,
       }),

@@ -71,8 +71,8 @@ export interface ParseContext extends ReplyContext {
   readonly timeoutMs: number;
 }
 
-/** Which retry rules apply (docs/retries.md; `entra` for Microsoft Entra ID's token endpoint). */
-export type RetryRules = "imds" | "standard" | "entra";
+/** Which retry rules apply (docs/retries.md; `servicefabric` per Microsoft's Service Fabric page, `entra` for Entra ID). */
+export type RetryRules = "imds" | "standard" | "servicefabric" | "entra";
 
 /** How a source accepts user-assigned identities. */
 export interface IdentitySupport {

@@ -66,7 +66,7 @@ async function httpsServer(
 const tokenBody = { access_token: "sf-token", expires_on: String(Math.floor(Date.now() / 1000) + 7200) };
 
 describe("Service Fabric requests", () => {
-  test("acquireToken() sends api-version, resource, Secret and Accept on Service Fabric", async () => {
+  test("acquireToken() sends api-version=2020-05-01, resource, Secret and Accept on Service Fabric", async () => {
     const fake = recorder();
     const client = testClient({ env: env(), fetch: fake.fetch });
     assert.equal(client.source, "ServiceFabric");
@@ -74,12 +74,25 @@ describe("Service Fabric requests", () => {
     const seen = onlyRequest(fake.seen);
     assert.equal(seen.method, "GET");
     assert.equal(`${seen.url.origin}${seen.url.pathname}`, ENDPOINT);
-    assert.deepEqual([...seen.url.searchParams], [
-      ["api-version", "2019-07-01-preview"],
-      ["resource", "https://vault.azure.net"],
-    ]);
+    // The stable version MSAL .NET sends since its issue #5769, not 2019-07-01-preview.
+    assert.equal(seen.url.search, "?api-version=2020-05-01&resource=https%3A%2F%2Fvault.azure.net");
     assert.deepEqual([...seen.headers], [["accept", "application/json"], ["secret", SECRET]]);
     assert.equal(seen.body, "");
+  });
+
+  test("acquireToken() sends an object ID as principalId, and nothing else names it, on Service Fabric", async () => {
+    const fake = recorder();
+    const objectId = "0b5a8f43-0000-4000-8000-00000000aa01";
+    const client = testClient({ env: env(), fetch: fake.fetch, objectId });
+    await client.acquireToken("https://vault.azure.net");
+    const seen = onlyRequest(fake.seen);
+    assert.equal(
+      seen.url.search,
+      `?api-version=2020-05-01&resource=https%3A%2F%2Fvault.azure.net&principalId=${objectId}`,
+    );
+    for (const name of ["object_id", "client_id", "msi_res_id", "mi_res_id"]) {
+      assert.equal(seen.url.searchParams.has(name), false, name);
+    }
   });
 
   test("acquireToken() sends client capabilities as xms_cc on Service Fabric", async () => {
@@ -138,23 +151,32 @@ describe("Service Fabric requests", () => {
 
 describe("Service Fabric configuration", () => {
   for (
-    const [name, options] of [["clientId", { clientId: "c" }], ["objectId", { objectId: "o" }], [
-      "resourceId",
-      { resourceId: "/subscriptions/x" },
-    ]] as const
+    const [name, options] of [["clientId", { clientId: "c" }], ["resourceId", {
+      resourceId: "/subscriptions/x",
+    }]] as const
   ) {
-    test(`new ManagedIdentityClient() refuses a ${name} on Service Fabric with the cluster message`, () => {
-      assert.throws(() => testClient({ env: env(), ...options }), (error: unknown) => {
+    test(`new ManagedIdentityClient() refuses a ${name} on Service Fabric, naming objectId`, () => {
+      let fetched = 0;
+      const fetch = () => {
+        fetched++;
+        return Response.json(tokenBody);
+      };
+      assert.throws(() => testClient({ env: env(), fetch, ...options }), (error: unknown) => {
         assert.ok(error instanceof ManagedIdentityError);
         assert.equal(error.code, "unsupported_identity");
-        assert.match(
-          error.message,
-          /the identity is set by the cluster's configuration, see https:\/\/aka\.ms\/servicefabricmi/,
-        );
+        assert.equal(error.source, "ServiceFabric");
+        assert.match(error.message, new RegExp(`by ${name} `));
+        assert.match(error.message, /use objectId/);
+        assert.match(error.message, /principalId/);
         return true;
       });
+      assert.equal(fetched, 0);
     });
   }
+
+  test("new ManagedIdentityClient() accepts an objectId on Service Fabric", () => {
+    assert.equal(testClient({ env: env(), objectId: "o" }).source, "ServiceFabric");
+  });
 
   test("new ManagedIdentityClient() refuses an http: endpoint on Service Fabric", () => {
     assert.throws(() => testClient({ env: env({ IDENTITY_ENDPOINT: "http://127.0.0.1:2377/token" }) }), (error) => {
@@ -199,6 +221,109 @@ describe("Service Fabric configuration", () => {
   });
 });
 
+/**
+ * A client over a fake Service Fabric endpoint whose waits are recorded, not slept: `answers`
+ * are given in turn (the last one again once they run out).
+ */
+function retryRig(answers: (() => Response)[], options: { retry?: { maxRetries?: number } } = {}) {
+  const sleeps: number[] = [];
+  const fake = recorder((_request, index) => answers[Math.min(index, answers.length - 1)]!());
+  const client = testClient({ env: env(), fetch: fake.fetch, ...options }, {
+    sleep: (ms) => {
+      sleeps.push(ms);
+      return Promise.resolve();
+    },
+    random: () => 0,
+  });
+  return { client, seen: fake.seen, sleeps };
+}
+
+const sfError = (status: number, code: string, headers: Record<string, string> = {}) => () =>
+  Response.json({ error: { correlationId: "aaaa0000-bb11-2222-33cc-444444dddddd", code, message: code } }, {
+    status,
+    headers,
+  });
+
+// https://learn.microsoft.com/azure/service-fabric/how-to-managed-identity-service-fabric-app-code#error-handling
+describe("Service Fabric retries, as Microsoft's Service Fabric page says", () => {
+  for (const status of [404, 400, 401, 403, 408, 410]) {
+    test(`acquireToken() does not retry a ${status} on Service Fabric: one request`, async () => {
+      const rig = retryRig([sfError(status, "ManagedIdentityNotFound")]);
+      const error = await rejectsWith(rig.client.acquireToken("https://vault.azure.net"), "request_failed");
+      assert.equal(error.status, status);
+      assert.equal(rig.seen.length, 1);
+      assert.deepEqual(rig.sleeps, []);
+    });
+  }
+
+  test("acquireToken() retries a 429 after its Retry-After, then gets the token on Service Fabric", async () => {
+    const rig = retryRig([sfError(429, "TooManyRequests", { "retry-after": "3" }), () => Response.json(tokenBody)]);
+    assert.equal((await rig.client.acquireToken("https://vault.azure.net")).accessToken, "sf-token");
+    assert.equal(rig.seen.length, 2);
+    assert.deepEqual(rig.sleeps, [3000]);
+  });
+
+  test("acquireToken() backs off 1 s, 2 s, 4 s on a 429 without Retry-After on Service Fabric", async () => {
+    const rig = retryRig([sfError(429, "TooManyRequests")]);
+    const error = await rejectsWith(rig.client.acquireToken("https://vault.azure.net"), "request_failed");
+    assert.equal(error.status, 429);
+    assert.equal(rig.seen.length, 4);
+    assert.deepEqual(rig.sleeps, [1000, 2000, 4000]);
+  });
+
+  for (const status of [500, 501, 502, 503, 504]) {
+    test(`acquireToken() retries a ${status} after a short while on Service Fabric`, async () => {
+      const rig = retryRig([sfError(status, "InternalServerError"), () => Response.json(tokenBody)]);
+      assert.equal((await rig.client.acquireToken("https://vault.azure.net")).accessToken, "sf-token");
+      assert.equal(rig.seen.length, 2);
+      assert.deepEqual(rig.sleeps, [1000]);
+    });
+  }
+
+  test("acquireToken() retries a failed connection on Service Fabric", async () => {
+    let calls = 0;
+    const sleeps: number[] = [];
+    const client = testClient({
+      env: env(),
+      fetch: () => {
+        if (calls++ === 0) throw new TypeError("connection refused");
+        return Response.json(tokenBody);
+      },
+    }, { sleep: (ms) => Promise.resolve(void sleeps.push(ms)), random: () => 0 });
+    assert.equal((await client.acquireToken("https://vault.azure.net")).accessToken, "sf-token");
+    assert.equal(calls, 2);
+    assert.deepEqual(sleeps, [1000]);
+  });
+});
+
+describe("Service Fabric error bodies", () => {
+  test("acquireToken() keeps the correlation ID nested in Service Fabric's error body", async () => {
+    // The sample error of Microsoft's page, as it is.
+    const body =
+      '{"error":{"correlationId":"aaaa0000-bb11-2222-33cc-444444dddddd","code":"SecretHeaderNotFound","message":"Secret is not found in the request headers."}}';
+    const client = testClient({ env: env(), fetch: () => new Response(body, { status: 401 }), retry: false });
+    const error = await rejectsWith(client.acquireToken("https://vault.azure.net"), "request_failed", "ServiceFabric");
+    assert.equal(error.status, 401);
+    assert.equal(error.error, "SecretHeaderNotFound");
+    assert.equal(error.errorDescription, "Secret is not found in the request headers.");
+    assert.equal(error.correlationId, "aaaa0000-bb11-2222-33cc-444444dddddd");
+  });
+
+  test("acquireToken() redacts a nested correlation ID that echoes the Secret on Service Fabric", async () => {
+    const client = testClient({
+      env: env(),
+      fetch: (request) =>
+        Response.json({
+          error: { correlationId: `corr-${request.headers.get("secret")}`, code: "Bad", message: "bad" },
+        }, { status: 400 }),
+      retry: false,
+    });
+    const error = await rejectsWith(client.acquireToken("https://vault.azure.net"), "request_failed", "ServiceFabric");
+    assert.equal(error.correlationId, "corr-[redacted]");
+    assertNotShown(error, SECRET);
+  });
+});
+
 describe("Service Fabric certificate pinning", () => {
   test("acquireToken() gets a token from a real HTTPS server whose certificate matches the pin", async () => {
     const server = await httpsServer(() => ({ status: 200, body: tokenBody }));
@@ -209,7 +334,10 @@ describe("Service Fabric certificate pinning", () => {
       assert.equal(result.source, "ServiceFabric");
       assert.equal(server.requests.length, 1);
       assert.equal(server.requests[0]!.secret, SECRET);
-      assert.match(server.requests[0]!.url, /api-version=2019-07-01-preview&resource=https%3A%2F%2Fvault\.azure\.net/);
+      assert.equal(
+        server.requests[0]!.url,
+        "/metadata/identity/oauth2/token?api-version=2020-05-01&resource=https%3A%2F%2Fvault.azure.net",
+      );
     } finally {
       await server.close();
     }
