@@ -623,7 +623,8 @@ describe("azmi with a hostile endpoint", () => {
     const { code, out } = await run(["doctor", VAULT], {
       env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: "http://127.0.0.1:41799" },
       fetch: (request) => {
-        if (!request.headers.has("metadata")) return new Response(null, { status: 400 }); // the probe
+        // The probe, answered as IMDS answers it.
+        if (!request.headers.has("metadata")) return Response.json({ error: "invalid_request" }, { status: 400 });
         tokenRequests.push(request.url);
         return Response.json({ error: "updating" }, { status: 410 });
       },
