@@ -37,17 +37,19 @@ export interface Bounded {
 export function bounded(signal: AbortSignal | undefined, timeoutMs: number): Bounded {
   const timer = AbortSignal.timeout(timeoutMs);
   const bound = signal ? AbortSignal.any([signal, timer]) : timer;
-  // Not transport.ts's raceAbort: importing it would split the eager bundle into one more chunk.
-  const ended = new Promise<never>((_resolve, reject) => {
-    if (bound.aborted) reject(bound.reason);
-    bound.addEventListener("abort", () => reject(bound.reason), { once: true });
-  });
-  ended.catch(() => {});
   return {
     timer,
     step: (operation) => {
       operation.catch(() => {}); // A late failure, after the race was lost, is nobody's.
-      return Promise.race([operation, ended]);
+      if (bound.aborted) return Promise.reject(bound.reason);
+      // Not transport.ts's raceAbort: importing it would split the eager bundle into one more
+      // chunk. The listener lives for this step only: on Deno, a timeout signal with a listener
+      // keeps the process alive until it fires.
+      return new Promise((resolve, reject) => {
+        const onAbort = () => reject(bound.reason);
+        bound.addEventListener("abort", onAbort, { once: true });
+        operation.then(resolve, reject).finally(() => bound.removeEventListener("abort", onAbort));
+      });
     },
   };
 }
