@@ -122,7 +122,7 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
       } catch (error) {
         if (error instanceof ManagedIdentityError || signal.aborted) throw error;
         const { summarize } = await import("./failure.ts");
-        const cause = summarize(error, secrets);
+        const cause = summarize(error, secrets, spec.url);
         // The endpoint answered, then the connection broke: not "unavailable", but worth a retry.
         throw transient(
           new ManagedIdentityError(
@@ -149,7 +149,7 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
         }),
       );
     }
-    const cause = summarize(error, secrets);
+    const cause = summarize(error, secrets, spec.url);
     throw transient(
       new CredentialUnavailableError(`Cannot reach "${source}" at ${endpoint}: ${cause.message}`, {
         source,
