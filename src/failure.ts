@@ -10,6 +10,7 @@ import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { endpointText } from "./redact.ts";
 import type { ReplyContext } from "./response.ts";
 import type { HttpReply } from "./sources/source.ts";
+import type { Source } from "./types.ts";
 
 /** What an error body said, in any source's shape. */
 export interface ErrorBody {
@@ -164,4 +165,51 @@ export function summarize(error: unknown, secrets: readonly string[], url?: stri
   // The stack names our frames only: the message is already the summary.
   summary.stack = `${name}: ${summary.message}`;
   return summary;
+}
+
+/**
+ * A runtime's refusal of a permission, found at any depth of `cause`, as the flag that grants
+ * it; `undefined` for any other failure. A refusal is Deno's `NotCapable` (from `fetch`,
+ * `node:net`, `node:fs`; `PermissionDenied` before Deno 2, which Deno 2 gives the OS's EACCES, so
+ * only a message naming an `--allow-` flag counts), Deno's `node:dns` refusing a lookup
+ * (`getaddrinfo EPERM`, whatever the host) and Node's permission model (`ERR_ACCESS_DENIED`).
+ * The flag is the one the runtime's message names, else `want`'s; it gets `=target` when it is
+ * `want`'s and takes a value (Node's `--allow-net` takes none).
+ *
+ * @param want What was being done: `net` for a request, `read` for a file.
+ * @param target What to allow: the endpoint's `host[:port]` (the port when not the default), or a path.
+ */
+export function refusedFlag(error: unknown, want: "net" | "read", target: string): string | undefined {
+  for (const link of chain(error)) {
+    const message = typeof link.message === "string" ? link.message : "";
+    const node = link.code === "ERR_ACCESS_DENIED";
+    if (
+      node || link.name === "NotCapable" || (link.name === "PermissionDenied" && /--allow-/.test(message)) ||
+      (link.code === "EPERM" && link.syscall === "getaddrinfo")
+    ) {
+      const wanted = node && want === "read" ? "--allow-fs-read" : `--allow-${want}`;
+      const flag = /--allow-[a-z-]+/.exec(message)?.[0] ?? wanted;
+      return flag === wanted && !(node && want === "net") ? `${flag}=${target}` : flag;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The error for a request the runtime refused to make (no `--allow-net` on Deno): not
+ * `unavailable`, since something here is there to be asked and the process may not ask it;
+ * never retried. `undefined` when `error` is no refusal.
+ */
+export function refusedRequest(
+  error: unknown,
+  url: string | URL,
+  details: { readonly source: Source; readonly endpoint: string },
+  secrets: readonly string[],
+): ManagedIdentityError | undefined {
+  const flag = refusedFlag(error, "net", new URL(url).host);
+  return flag === undefined ? undefined : new ManagedIdentityError(
+    "invalid_configuration",
+    `The runtime refused the request to "${details.source}" at ${details.endpoint}: run it with ${flag}`,
+    { ...details, cause: summarize(error, secrets) },
+  );
 }

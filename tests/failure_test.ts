@@ -1,7 +1,8 @@
 /**
  * Runtime failures, summarised (src/failure.ts): the same connection failure reads alike on
  * Deno, Bun and Node (the error's name, an errno code, host and port), never quotes the URL's
- * query string, and is never cut mid-word.
+ * query string, and is never cut mid-word; and a runtime's permission refusal is told apart
+ * from "nothing answered", naming the flag that grants it.
  *
  * The error objects below are built in the shapes each runtime really produced (Deno 2.9,
  * Bun 1.4, Node 24 and 22 on Linux, against a closed loopback port, a server that resets, and
@@ -13,7 +14,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
-import { networkReason, summarize } from "../src/failure.ts";
+import { networkReason, refusedFlag, summarize } from "../src/failure.ts";
 import { renderings } from "./helpers/checks.ts";
 import { closedPort } from "./helpers/sockets.ts";
 
@@ -259,3 +260,93 @@ describe("summarize() of this runtime's own fetch failures, on real loopback soc
     }
   });
 });
+
+/** Deno's permission error class, as `Deno.errors.NotCapable` is shaped (its name is an own property). */
+class NotCapable extends Error {
+  override name = "NotCapable";
+}
+
+describe("refusedFlag(): a runtime's permission refusal names the flag that grants it", () => {
+  const denoNet = (target: string) =>
+    new NotCapable(`Requires net access to "${target}", run again with the --allow-net flag`);
+
+  test("refusedFlag() of Deno's NotCapable from fetch or node:net is --allow-net=<host:port>", () => {
+    assert.equal(refusedFlag(denoNet("127.0.0.1:40342"), "net", "127.0.0.1:40342"), "--allow-net=127.0.0.1:40342");
+    assert.equal(refusedFlag(denoNet("169.254.169.254:80"), "net", "169.254.169.254"), "--allow-net=169.254.169.254");
+  });
+
+  test("refusedFlag() finds a refusal wrapped as cause, at any depth", () => {
+    const wrapped = new TypeError("fetch failed", { cause: new Error("inner", { cause: denoNet("[::1]:40342") }) });
+    assert.equal(refusedFlag(wrapped, "net", "[::1]:40342"), "--allow-net=[::1]:40342");
+  });
+
+  test("refusedFlag() of a real Deno.errors.NotCapable", { skip: denoErrors() ? false : "Deno only" }, () => {
+    const error = new (denoErrors()!.NotCapable)('Requires net access to "127.0.0.1:1"');
+    assert.equal(refusedFlag(error, "net", "127.0.0.1:1"), "--allow-net=127.0.0.1:1");
+  });
+
+  test("refusedFlag() of any error named NotCapable (a custom fetch's) is a refusal", () => {
+    assert.equal(refusedFlag(Object.assign(new Error("no"), { name: "NotCapable" }), "net", "h:1"), "--allow-net=h:1");
+  });
+
+  test("refusedFlag() of Deno's node:dns refusal (getaddrinfo EPERM, no NotCapable) is --allow-net", () => {
+    // What Deno's node:net gives for connect({ host: "localhost" }) without --allow-net.
+    const error = shaped("getaddrinfo EPERM localhost", {
+      errno: -1,
+      code: "EPERM",
+      syscall: "getaddrinfo",
+      hostname: "localhost",
+    });
+    assert.equal(refusedFlag(error, "net", "localhost:40342"), "--allow-net=localhost:40342");
+  });
+
+  test("refusedFlag() of Deno's read refusal is --allow-read=<path>", () => {
+    const error = new NotCapable('Requires read access to "/k/a.key", run again with the --allow-read flag');
+    assert.equal(refusedFlag(error, "read", "/k"), "--allow-read=/k");
+  });
+
+  test("refusedFlag() names the flag the runtime asked for when it is not the expected one", () => {
+    const error = new NotCapable('Requires read access to "/etc/ca.pem", run again with the --allow-read flag');
+    assert.equal(refusedFlag(error, "net", "127.0.0.1:40342"), "--allow-read");
+  });
+
+  test("refusedFlag() of PermissionDenied counts only Deno's permission message, not the OS's EACCES", () => {
+    const older = Object.assign(
+      new Error('network access to "127.0.0.1:40342", run again with the --allow-net flag'),
+      { name: "PermissionDenied" },
+    );
+    assert.equal(refusedFlag(older, "net", "127.0.0.1:40342"), "--allow-net=127.0.0.1:40342");
+    const os = Object.assign(new Error("Permission denied (os error 13)"), { name: "PermissionDenied" });
+    assert.equal(refusedFlag(os, "net", "127.0.0.1:40342"), undefined);
+  });
+
+  test("refusedFlag() of Node's permission model (ERR_ACCESS_DENIED) names Node's flags", () => {
+    const net = shaped("Access to this API has been restricted. Use --allow-net to manage permissions.", {
+      code: "ERR_ACCESS_DENIED",
+      permission: "Net",
+    });
+    assert.equal(refusedFlag(fetchFailed(net), "net", "127.0.0.1:40342"), "--allow-net");
+    const read = shaped("Access to this API has been restricted", {
+      code: "ERR_ACCESS_DENIED",
+      permission: "FileSystemRead",
+      resource: "/k/a.key",
+    });
+    assert.equal(refusedFlag(read, "read", "/k"), "--allow-fs-read=/k");
+  });
+
+  test("refusedFlag() of a connection failure or an OS permission error is undefined", () => {
+    for (const runtimes of Object.values(SHAPES)) {
+      for (const error of Object.values(runtimes)) {
+        assert.equal(refusedFlag(error, "net", "127.0.0.1:40342"), undefined);
+      }
+    }
+    assert.equal(refusedFlag(shaped("EACCES", { code: "EACCES" }), "read", "/k"), undefined);
+    assert.equal(refusedFlag(nodeSocket("EPERM", -1, "connect"), "net", "127.0.0.1:40342"), undefined);
+    assert.equal(refusedFlag(undefined, "net", "h"), undefined);
+    assert.equal(refusedFlag("NotCapable", "net", "h"), undefined);
+  });
+});
+
+function denoErrors(): { NotCapable: new (message: string) => Error } | undefined {
+  return (globalThis as { Deno?: { errors: { NotCapable: new (message: string) => Error } } }).Deno?.errors;
+}
