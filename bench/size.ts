@@ -28,9 +28,12 @@ export const EAGER_BUDGET_BYTES = 9.75 * 1024;
  * and the pinned TLS client add 4.7 KB, loaded only by those sources; the token file rules and
  * the file reading they share with Arc 1.4 KB; the failure path 2 KB, loaded on the first
  * failure; the first contact 0.7 KB, loaded until IMDS has answered. Issue 4's 8 KB for the
- * whole module is not met.
+ * whole module is not met. Issue 16 took it to 19 KB, all of it on the failure path: reading
+ * Deno's and older Bun's connection failures as Node's errno codes (a table of the OS's words;
+ * gzip does little for regular expressions), then telling a runtime's permission refusal from
+ * "nothing answered" and naming the flag to add (Deno's or Node's).
  */
-export const WHOLE_BUDGET_BYTES = 18.5 * 1024;
+export const WHOLE_BUDGET_BYTES = 19.25 * 1024;
 
 /** One output file of the bundle. */
 export interface Chunk {

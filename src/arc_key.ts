@@ -17,7 +17,7 @@
 import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { loadBuiltin } from "./runtime.ts";
 import type { ArcConfig } from "./sources/azure_arc.ts";
-import { httpError } from "./failure.ts";
+import { httpError, refusedFlag } from "./failure.ts";
 import { bounded, type FileHandleView, type FileStat, openFlags, openWithin, readAtMost } from "./file_read.ts";
 import type { HttpReply, ParseContext, ParseOutcome, parseStandardReply } from "./sources/source.ts";
 
@@ -109,7 +109,17 @@ function fileError(error: unknown, path: string, platform: string): ManagedIdent
   }
   // O_NOFOLLOW met a link (ELOOP); a directory or a socket cannot be opened for reading.
   if (code === "ELOOP" || code === "EISDIR" || code === "ENXIO") return notAFile(path, error);
-  if (code === "EACCES" || code === "EPERM" || (error as Error | null)?.name === "NotCapable") {
+  // The runtime's refusal (Deno without --allow-read), not the OS's: the key's name changes, so
+  // the flag names the directory.
+  const flag = refusedFlag(error, "read", path.slice(0, Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"))));
+  if (flag) {
+    return arcError(
+      "invalid_configuration",
+      `the runtime refused to read the key file "${path}"; run it with ${flag}`,
+      error,
+    );
+  }
+  if (code === "EACCES" || code === "EPERM") {
     const advice = platform === "win32"
       ? 'run as an administrator or a member of "Hybrid agent extension applications"'
       : 'add the user to the "himds" group (sudo usermod -aG himds $USER) and log in again';
@@ -136,7 +146,8 @@ export function nodeFileSystem(): ArcKeyFileSystem {
  * and sizes, never the contents.
  *
  * @throws {ManagedIdentityError} `arc_key_not_found`, `arc_key_permission_denied`, `arc_key_invalid_file`,
- *   `arc_key_too_large`, `arc_key_unreadable`, `timeout` or `aborted`.
+ *   `arc_key_too_large`, `arc_key_unreadable`, `timeout` or `aborted`; `invalid_configuration` when
+ *   the runtime refuses the read (Deno without `--allow-read`), naming the flag.
  */
 export async function readArcKey(
   path: string,

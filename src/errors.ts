@@ -10,7 +10,9 @@ import type { Source } from "./types.ts";
  *
  * - `unsupported_identity`: the source cannot serve the requested user-assigned identity.
  * - `invalid_configuration`: the environment or an option is unusable (bad endpoint URL,
- *   a thumbprint that is not SHA-1, an environment variable the runtime refuses to read).
+ *   a thumbprint that is not SHA-1), or the runtime refused a permission: Deno without
+ *   `--allow-env`, `--allow-net` or `--allow-read`, Node's permission model. The message names
+ *   the flag to add. Never `unavailable`, so a credential chain does not move on silently.
  * - `unavailable`: nothing answered: no managed identity endpoint is reachable here.
  * - `request_failed`: the endpoint answered and refused (an HTTP error status).
  * - `invalid_response`: the endpoint answered success with a body that is not a token.

@@ -43,10 +43,12 @@ export function bounded(signal: AbortSignal | undefined, timeoutMs: number): Bou
   const bound = signal ? AbortSignal.any([signal, timer]) : timer;
   return {
     timer,
-    // Not transport.ts's raceAbort: importing it would split the eager bundle into one more chunk.
     step: (operation) => {
       operation.catch(() => {}); // A late failure, after the race was lost, is nobody's.
       if (bound.aborted) return Promise.reject(bound.reason);
+      // Not transport.ts's raceAbort: importing it would split the eager bundle into one more
+      // chunk. The listener lives for this step only: on Deno, a timeout signal with a listener
+      // keeps the process alive until it fires.
       return new Promise((resolve, reject) => {
         const onAbort = () => reject(bound.reason);
         bound.addEventListener("abort", onAbort, { once: true });

@@ -30,7 +30,8 @@ function fileError(code: string, message: string, cause?: unknown): ManagedIdent
  * The assertion in the federated token file at `path`, trimmed.
  *
  * @throws {ManagedIdentityError} `invalid_configuration` when the file is missing, empty, not a
- *   regular file, larger than 64 KiB or unreadable (saying what to check); `timeout` or `aborted`.
+ *   regular file, larger than 64 KiB or unreadable (saying what to check), or the runtime refuses
+ *   to read it (Deno without `--allow-read`: naming the flag); `timeout` or `aborted`.
  */
 export async function readTokenFile(
   path: string,
@@ -70,11 +71,15 @@ export async function readTokenFile(
       throw fileError("timeout", `reading the federated token file "${path}" took longer than ${timeoutMs} ms`);
     }
     if (error instanceof ManagedIdentityError) throw error;
+    // The runtime's refusal (Deno without --allow-read): failure.ts loads on this path only.
+    const flag = (await import("./failure.ts")).refusedFlag(error, "read", path);
     const code = (error as { code?: unknown } | null)?.code;
-    const reason = code === "ENOENT" || code === "ENOTDIR"
+    const reason = flag
+      ? `cannot be read: the runtime refused; run it with ${flag}`
+      : code === "ENOENT" || code === "ENOTDIR"
       ? `does not exist: ${CHECK}`
-      : code === "EACCES" || code === "EPERM" || (error as Error | null)?.name === "NotCapable"
-      ? "cannot be read by this process (on Deno, grant --allow-read for it)"
+      : code === "EACCES" || code === "EPERM"
+      ? "cannot be read by this process: its owner and mode do not allow it"
       : code === "EISDIR" || code === "ENXIO"
       ? NOT_A_FILE
       : `cannot be read (${String(code ?? "an unknown error")})`;

@@ -96,7 +96,8 @@ async function readCapped(response: Response, spec: RequestSpec, source: Source)
 /**
  * Makes one attempt: sends `spec`, reads the body, and maps failures to errors:
  * the caller's abort to `aborted`, the attempt's timeout to `timeout`, a failed connection to
- * `unavailable`, a redirect to `request_failed`, an oversized body to `invalid_response`.
+ * `unavailable`, the runtime's refusal to connect (Deno without `--allow-net`) to
+ * `invalid_configuration`, a redirect to `request_failed`, an oversized body to `invalid_response`.
  */
 export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Promise<HttpReply> {
   const { source } = options;
@@ -148,7 +149,7 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
       } catch (error) {
         if (error instanceof ManagedIdentityError || signal.aborted) throw error;
         const { summarize } = await import("./failure.ts");
-        const cause = summarize(error, secrets);
+        const cause = summarize(error, secrets, spec.url);
         // The endpoint answered, then the connection broke: not "unavailable", but worth a retry.
         throw transient(
           new ManagedIdentityError(
@@ -165,7 +166,7 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
     if (options.signal?.aborted) throw abortedError(source, options.signal, endpoint);
     if (error instanceof ManagedIdentityError && !timeout.aborted) throw error;
     // A runtime's failure is summarised by src/failure.ts, which loads on the first failure only.
-    const { summarize } = await import("./failure.ts");
+    const { refusedRequest, summarize } = await import("./failure.ts");
     if (timeout.aborted) {
       throw transient(
         new ManagedIdentityError("timeout", `Token request to "${source}" timed out after ${options.timeoutMs} ms`, {
@@ -175,7 +176,11 @@ export async function sendOnce(spec: RequestSpec, options: AttemptOptions): Prom
         }),
       );
     }
-    const cause = summarize(error, secrets);
+    // The runtime refused the permission (Deno without --allow-net): a configuration error,
+    // never retried, and never "unavailable", which would send a credential chain on silently.
+    const refused = refusedRequest(error, spec.url, { source, endpoint }, secrets);
+    if (refused) throw refused;
+    const cause = summarize(error, secrets, spec.url);
     throw transient(
       new CredentialUnavailableError(`Cannot reach "${source}" at ${endpoint}: ${cause.message}`, {
         source,

@@ -174,7 +174,11 @@ try {
         const outcome = JSON.parse(decode(child.stdout).trim()) as { error: boolean; code: string; message: string };
         assert.equal(outcome.error, true);
         assert.equal(outcome.code, "invalid_configuration");
-        assert.match(outcome.message, /--allow-env/);
+        // The exact flag, with the variable the client read first.
+        assert.match(outcome.message, /run it with --allow-env=([A-Za-z_]+)\b/);
+        const name = /--allow-env=([A-Za-z_]+)/.exec(outcome.message)![1]!;
+        assert.ok(ENV_NAMES.includes(name), name);
+        assert.ok(outcome.message.includes(`"${name}"`), outcome.message);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
