@@ -724,23 +724,35 @@ describe("azmi usage errors", () => {
   }
 });
 
+/** Runs `azmi emulate` with `args` until it has printed its variables: `stop` ends it, `running` is its exit code. */
+async function startEmulate(args: string[]): Promise<{
+  out(): string;
+  err(): string;
+  readonly stop: AbortController;
+  readonly running: Promise<number>;
+}> {
+  const stop = new AbortController();
+  let out = "";
+  let err = "";
+  let printed!: () => void;
+  const ready = new Promise<void>((resolve) => printed = resolve);
+  const running = main(["emulate", ...args], {
+    stdout: (text) => {
+      out += text;
+      if (out.includes("Running until")) printed();
+    },
+    stderr: (text) => err += text,
+    until: stop.signal,
+  });
+  await Promise.race([ready, running.then((code) => assert.fail(`emulate ended early with ${code}: ${err}`))]);
+  return { out: () => out, err: () => err, stop, running };
+}
+
 describe("azmi emulate", () => {
   test("prints export lines that a client can use, and stops when the signal aborts", async () => {
-    const stop = new AbortController();
-    let out = "";
-    let err = "";
-    let printed!: () => void;
-    const ready = new Promise<void>((resolve) => printed = resolve);
-    const running = main(["emulate", "--source", "appservice", "--lifetime", "7200"], {
-      stdout: (text) => {
-        out += text;
-        if (out.includes("Running until")) printed();
-      },
-      stderr: (text) => err += text,
-      until: stop.signal,
-    });
+    const emulate = await startEmulate(["--source", "appservice", "--lifetime", "7200"]);
+    const out = emulate.out();
     try {
-      await Promise.race([ready, running.then((code) => assert.fail(`emulate ended early with ${code}: ${err}`))]);
       const env = parseExports(out);
       assert.deepEqual(Object.keys(env), ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"]);
       assert.match(out, /^# AppService: http:\/\/127\.0\.0\.1:\d+\/msi\/token/m);
@@ -764,10 +776,10 @@ describe("azmi emulate", () => {
       const user = new ManagedIdentityClient({ env, clientId, cache: new TokenCache() });
       assert.equal(readClaims((await user.acquireToken(VAULT)).accessToken)?.appid, clientId);
     } finally {
-      stop.abort();
+      emulate.stop.abort();
     }
-    assert.equal(await running, EXIT_CODES.ok);
-    assert.match(err, /stopped/);
+    assert.equal(await emulate.running, EXIT_CODES.ok);
+    assert.match(emulate.err(), /stopped/);
     // Stopped means stopped: nothing listens any more.
     const after = new ManagedIdentityClient({ env: parseExports(out), cache: new TokenCache(), retry: false });
     await assert.rejects(
@@ -779,30 +791,18 @@ describe("azmi emulate", () => {
 
 describe("azmi emulate --source servicefabric", () => {
   test("says Service Fabric takes an object ID only, and a client gets that identity's token with it", async () => {
-    const stop = new AbortController();
-    let out = "";
-    let err = "";
-    let printed!: () => void;
-    const ready = new Promise<void>((resolve) => printed = resolve);
-    const running = main(["emulate", "--source", "servicefabric"], {
-      stdout: (text) => {
-        out += text;
-        if (out.includes("Running until")) printed();
-      },
-      stderr: (text) => err += text,
-      until: stop.signal,
-    });
+    const emulate = await startEmulate(["--source", "servicefabric"]);
+    const out = emulate.out();
     try {
-      await Promise.race([ready, running.then((code) => assert.fail(`emulate ended early with ${code}: ${err}`))]);
       assert.match(out, /^# ServiceFabric: https:\/\/\S+ \(user-assigned identity: object ID only, as principalId\)$/m);
       const objectId = /object ID: +([0-9a-f-]{36})/.exec(out)?.[1];
       assert.ok(objectId, "the user-assigned object ID is printed");
       const client = new ManagedIdentityClient({ env: parseExports(out), objectId, cache: new TokenCache() });
       assert.equal(readClaims((await client.acquireToken(VAULT)).accessToken)?.oid, objectId);
     } finally {
-      stop.abort();
+      emulate.stop.abort();
     }
-    assert.equal(await running, EXIT_CODES.ok);
+    assert.equal(await emulate.running, EXIT_CODES.ok);
   });
 });
 
@@ -963,21 +963,9 @@ describe("azmi and workload identity (AKS)", () => {
 
   test("emulate --source wi prints the four variables, serves a client, and removes the token file at stop", async () => {
     const dir = await mkdtemp(`${tmpdir()}/azmi-cli-emulate-wi-`);
-    const stop = new AbortController();
-    let out = "";
-    let err = "";
-    let printed!: () => void;
-    const ready = new Promise<void>((resolve) => printed = resolve);
-    const running = main(["emulate", "--source", "wi", "--federated-token-dir", dir], {
-      stdout: (text) => {
-        out += text;
-        if (out.includes("Running until")) printed();
-      },
-      stderr: (text) => err += text,
-      until: stop.signal,
-    });
+    const emulate = await startEmulate(["--source", "wi", "--federated-token-dir", dir]);
+    const out = emulate.out();
     try {
-      await Promise.race([ready, running.then((code) => assert.fail(`emulate ended early with ${code}: ${err}`))]);
       const env = parseExports(out);
       assert.deepEqual(Object.keys(env), [
         "AZURE_FEDERATED_TOKEN_FILE",
@@ -1001,12 +989,12 @@ describe("azmi and workload identity (AKS)", () => {
       assert.ok(clientId && clientId !== env.AZURE_CLIENT_ID, "a user-assigned client ID is printed");
       const user = new ManagedIdentityClient({ env, clientId, cache: new TokenCache() });
       assert.equal(readClaims((await user.acquireToken(VAULT)).accessToken)?.appid, clientId);
-      assertNoAssertion(out + err, assertion);
+      assertNoAssertion(out + emulate.err(), assertion);
     } finally {
-      stop.abort();
+      emulate.stop.abort();
     }
     try {
-      assert.equal(await running, EXIT_CODES.ok);
+      assert.equal(await emulate.running, EXIT_CODES.ok);
       assert.deepEqual(await readdir(dir), [], "the token file and its directory are removed at stop");
     } finally {
       await rm(dir, { recursive: true, force: true });
