@@ -53,7 +53,10 @@ export interface CliIo {
   stdout(text: string): void;
   /** Receives standard error (messages and usage errors), in pieces that end with a line break. */
   stderr(text: string): void;
-  /** The `fetch` used for every request, the runtime's by default (tests pass a fake endpoint). */
+  /**
+   * The `fetch` used for every request (tests pass a fake endpoint); by default the client's own
+   * transport, which reaches a local endpoint without any proxy.
+   */
   readonly fetch?: (request: Request) => Response | Promise<Response>;
   /**
    * Stops `azmi emulate` when it aborts. Without it, `emulate` runs until the process receives

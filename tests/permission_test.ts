@@ -271,6 +271,10 @@ describe("on Deno, for real: a child process without the permissions", () => {
         assert.equal(outcomes.get(scenario)?.attempts, 1, scenario);
       }
       assert.equal(outcomes.get("imds")?.again, "invalid_configuration", "IMDS is not remembered as absent");
+      // azmi doctor names the flag where it checks whether the endpoint answers, and calls nothing unreachable.
+      const doctor = (await child([], port, dir, ["doctor"])).get("doctor")!;
+      assert.match(doctor.message!, new RegExp(`Not tried: the runtime refused to connect: grant ${net}\\.`));
+      assert.doesNotMatch(doctor.message!, /Unreachable|Nothing accepts connections/);
       assert.equal(server.requests.length, 0);
     } finally {
       await server.close();

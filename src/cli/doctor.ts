@@ -13,7 +13,9 @@ import { ARC_LINUX_TOKEN_DIRECTORY } from "../arc_key.ts";
 import type { CliIo } from "../cli.ts";
 import { readClaims } from "../emulator/mod.ts";
 import { endpointText } from "../redact.ts";
-import { networkReason } from "../failure.ts";
+import { networkReason, refusedFlag } from "../failure.ts";
+import { SOURCES } from "../sources/index.ts";
+import { defaultFetch } from "../transport.ts";
 import { IDENTITY_FLAGS, identityOf, onePositional, parseArgs, TIMEOUT_FLAG, timeoutOf } from "./args.ts";
 import { deadlineMessage, endedByDeadline, EXIT_CODES, exitCodeOf, startDeadline } from "./common.ts";
 import { detect, type Detection } from "./detect.ts";
@@ -90,7 +92,7 @@ export async function doctorCommand(args: readonly string[], io: CliIo): Promise
   out(`2. Connection to ${host} (a plain GET of the origin, no secret header sent)`);
   // At most half of the deadline, so that a silent endpoint leaves the token request its turn.
   const probeTimeout = Math.min(PROBE_TIMEOUT_MS, Math.max(1, Math.floor(timeoutMs / 2)), deadline.left());
-  out(`   ${probeLine(await probe(detection.endpoint, io, probeTimeout), source)}`);
+  out(`   ${probeLine(await probe(detection.endpoint, source, io, probeTimeout), source)}`);
 
   out();
   out(
@@ -134,16 +136,17 @@ function describeIdentity(identity: IdentityOptions, detection: Detection): stri
 }
 
 interface Probe {
-  readonly outcome: "answered" | "tls" | "refused" | "silent" | "invalid";
+  readonly outcome: "answered" | "tls" | "refused" | "denied" | "silent" | "invalid";
   readonly ms: number;
   readonly detail: string;
 }
 
 /**
  * Whether the endpoint's host and port answer at all: a GET of its origin, no headers of ours,
- * so no secret leaves the process. Any HTTP answer counts as reachable.
+ * so no secret leaves the process, sent the way the client sends its requests (a local endpoint
+ * never through a proxy). Any HTTP answer counts as reachable.
  */
-async function probe(endpoint: string, io: CliIo, timeoutMs: number): Promise<Probe> {
+async function probe(endpoint: string, source: Source, io: CliIo, timeoutMs: number): Promise<Probe> {
   const url = URL.parse(endpoint);
   if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
     return { outcome: "invalid", ms: 0, detail: `the endpoint is not an http: or https: URL: "${endpoint}"` };
@@ -152,7 +155,7 @@ async function probe(endpoint: string, io: CliIo, timeoutMs: number): Promise<Pr
   let timer: ReturnType<typeof setTimeout> | undefined;
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
-  const fetcher: FetchLike = io.fetch ?? ((request) => globalThis.fetch(request));
+  const fetcher: FetchLike = io.fetch ?? defaultFetch(source, SOURCES[source].endpoint.rule);
   try {
     const answer = Promise.resolve().then(() =>
       fetcher(new Request(`${url.origin}/`, { method: "GET", redirect: "manual", signal: controller.signal }))
@@ -171,6 +174,9 @@ async function probe(endpoint: string, io: CliIo, timeoutMs: number): Promise<Pr
     const status = response.type === "opaqueredirect" ? "a redirect" : `HTTP ${response.status}`;
     return { outcome: "answered", ms, detail: status };
   } catch (error) {
+    // The runtime's refusal (Deno without --allow-net) says which flag is missing, not "unreachable".
+    const flag = refusedFlag(error, "net", url.port ? url.host : url.hostname);
+    if (flag) return { outcome: "denied", ms: elapsed(), detail: `the runtime refused to connect: grant ${flag}` };
     // A runtime's message may quote what the endpoint sent: shown only through the one gate.
     const reason = endpointText(networkReason(error), [], 200);
     const tls = url.protocol === "https:" && /cert|tls|ssl|handshake|self.signed|issuer/i.test(reason);
@@ -192,6 +198,8 @@ function probeLine(result: Probe, source: Source): string {
           : "");
     case "refused":
       return `Unreachable after ${result.ms} ms: ${result.detail}. Nothing accepts connections there.`;
+    case "denied":
+      return `Not tried: ${result.detail}.`;
     case "silent":
       return `No answer: ${result.detail}. A firewall or an address that swallows packets is in the way` +
         (source === "DefaultToIMDS" ? " (off Azure, 169.254.169.254 usually does)." : ".");

@@ -8,6 +8,7 @@
 
 import { connect } from "node:net";
 import { ManagedIdentityError, type ManagedIdentityEvent } from "../../mod.ts";
+import { main } from "../../src/cli.ts";
 import { testClient } from "./fake.ts";
 
 const VAULT = "https://vault.azure.net";
@@ -125,6 +126,18 @@ async function run(scenario: string): Promise<Outcome> {
       });
       call = () => client.acquireToken(VAULT);
       break;
+    }
+    case "doctor": {
+      // azmi doctor's reachability check, sent the way the client sends (no fetch option): its
+      // exit code as `code`, its output as `message`.
+      let out = "";
+      const io = {
+        env: appService(loopback),
+        stdout: (text: string) => out += text,
+        stderr: (text: string) => out += text,
+      };
+      const code = await main(["doctor"], io);
+      return { scenario, code: String(code), message: out, attempts: 0, retries: 0 };
     }
     default:
       throw new Error(`unknown scenario ${scenario}`);
