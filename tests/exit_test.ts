@@ -16,7 +16,7 @@ import { ALL_SOURCES, serve } from "../src/emulator/mod.ts";
 import type { Fault } from "../src/emulator/mod.ts";
 import type { Outcome, Plan } from "./helpers/acquire_child.ts";
 import { runChild } from "./helpers/child.ts";
-import { closedPort } from "./helpers/sockets.ts";
+import { closedPort, silentServer } from "./helpers/sockets.ts";
 
 const CHILD = fileURLToPath(new URL("./helpers/acquire_child.ts", import.meta.url));
 // Far longer than the allowed second: a listener or timer left on it shows.
@@ -90,4 +90,28 @@ describe("a process that used the client", () => {
       assert.ok(delayMs < 1000, `the process took ${Math.round(delayMs)} ms to exit after its last line`);
     },
   );
+
+  test("exits within 1 s of its last call: a retry, an abort and a timeout on endpoints that never answer", {
+    timeout: 90_000,
+  }, async () => {
+    const silent = await silentServer();
+    try {
+      const never = { IDENTITY_ENDPOINT: `${silent.origin}/token`, IDENTITY_HEADER: "h" };
+      const { outcomes, delayMs } = await exitDelay(
+        (_dir, env) => [
+          // A 500, retried after 1 s, then the token.
+          { source: "AppService", env: env("AppService"), resource: "https://vault.azure.net", timeoutMs: TIMEOUT_MS },
+          // The caller gives up on an endpoint that never answers.
+          { source: "AppService", env: never, resource: "https://a.example", timeoutMs: TIMEOUT_MS, abortAfterMs: 200 },
+          // The attempt's own timeout ends it.
+          { source: "AppService", env: never, resource: "https://b.example", timeoutMs: 300, retry: false },
+        ],
+        { AppService: [{ status: 500 }] },
+      );
+      assert.deepEqual(outcomes.map((o) => o.code ?? typeof o.token), ["string", "aborted", "timeout"]);
+      assert.ok(delayMs < 1000, `the process took ${Math.round(delayMs)} ms to exit after its last line`);
+    } finally {
+      await silent.close();
+    }
+  });
 });

@@ -18,6 +18,10 @@ export interface Plan {
   readonly resource: string;
   readonly internal?: InternalOptions;
   readonly timeoutMs?: number;
+  /** Aborts the call this long after it starts. */
+  readonly abortAfterMs?: number;
+  /** `false` for a single attempt. */
+  readonly retry?: false;
 }
 
 /** What the child prints for each plan. */
@@ -39,11 +43,15 @@ for (const plan of plans) {
         env: plan.env,
         cache: new TokenCache(),
         ...(plan.timeoutMs ? { timeoutMs: plan.timeoutMs } : {}),
+        ...(plan.retry === false ? { retry: false } : {}),
         [INTERNAL]: { platform: "linux", fileExists: () => false, ...plan.internal },
       } as ConstructorParameters<typeof ManagedIdentityClient>[0],
     );
     detected = client.source;
-    const { accessToken } = await client.acquireToken(plan.resource);
+    const controller = new AbortController();
+    const timer = plan.abortAfterMs === undefined ? undefined : setTimeout(() => controller.abort(), plan.abortAfterMs);
+    const { accessToken } = await client.acquireToken(plan.resource, { signal: controller.signal })
+      .finally(() => clearTimeout(timer));
     outcome = { source: plan.source, detected, token: accessToken };
   } catch (error) {
     outcome = error instanceof ManagedIdentityError
