@@ -70,7 +70,11 @@ async function probe(spec: RequestSpec, endpoint: string, options: ContactOption
   const { Metadata: _left, ...headers } = spec.headers;
   try {
     const reply = await options.send({ method: "GET", url: spec.url, headers });
-    if (reply.status === 403 && /unreachable/i.test(reply.body)) return "is unreachable (Docker Desktop's answer)";
+    // In the body's first 16 KiB, as httpError() reads it (src/failure.ts), not in all of a body
+    // that may run to the read cap.
+    if (reply.status === 403 && /unreachable/i.test(reply.body.slice(0, 16 * 1024))) {
+      return "is unreachable (Docker Desktop's answer)";
+    }
     options.contacts.set(endpoint, { answered: true });
     return undefined;
   } catch (error) {

@@ -191,6 +191,23 @@ function wordy(code = 0): boolean {
 }
 
 /**
+ * A value of a parsed body made safe to show: as JSON, one level deep (`JSON.parse` reads
+ * `[[[...]]]` nested half a million deep, on which Node's and Bun's `JSON.stringify` overflow
+ * the stack, Bun after most of a second), then through {@linkcode endpointText}.
+ */
+export function endpointValue(value: unknown, secrets: readonly string[], max: number): string {
+  let top = true;
+  const text = JSON.stringify(value, (_key, inner: unknown) => {
+    if (top) {
+      top = false;
+      return inner;
+    }
+    return inner === null || typeof inner !== "object" ? inner : Array.isArray(inner) ? "[...]" : "{...}";
+  });
+  return endpointText(String(text), secrets, max);
+}
+
+/**
  * Endpoint-controlled text made safe to show. At most {@linkcode textWindow} characters of it
  * are read, decoded, and every given secret is cut out whatever notation it was echoed in, also
  * with control or format characters (NUL, U+200B, U+00AD, ...) between its characters, and for
