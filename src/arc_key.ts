@@ -56,9 +56,18 @@ function arcError(code: string, message: string, cause?: unknown): ManagedIdenti
 
 const REALM = "Basic realm=";
 
+// The longest file name there is: 255 bytes on Linux (NAME_MAX), 255 UTF-16 units on Windows.
+const MAX_NAME = 255;
+
+/** A path from the challenge as a message quotes it: an agent could send one of any length. */
+function quoted(text: string): string {
+  return text.length > 2 * MAX_NAME ? `${text.slice(0, 2 * MAX_NAME)}...` : text;
+}
+
 /**
  * Validates the challenge header and returns the key file's path, in the order docs/sources.md gives:
- * header present; `Basic realm=` present; platform Linux or Windows; file name ends in `.key`;
+ * header present; `Basic realm=` present; platform Linux or Windows; file name ends in `.key`
+ * (and has at most 255 characters, as every file system's names);
  * directory exactly the agent's token directory, with no `.`, `..` or empty segment (so no
  * relative path, no other directory, no look-alike). Nothing is read here.
  *
@@ -90,14 +99,17 @@ export function validateArcChallenge(
   const unified = windows ? path.replace(/\//g, separator) : path;
   const cut = unified.lastIndexOf(separator);
   const name = unified.slice(cut + 1);
-  if (!/.\.key$/.test(windows ? name.toLowerCase() : name)) {
-    throw arcError("arc_key_invalid_name", `expected a ".key" file, found "${name}"`);
+  if (!/.\.key$/.test(windows ? name.toLowerCase() : name) || name.length > MAX_NAME) {
+    throw arcError(
+      "arc_key_invalid_name",
+      `expected a ".key" file name of at most ${MAX_NAME} characters, found "${quoted(name)}"`,
+    );
   }
   const parent = unified.slice(0, cut);
   const absolute = windows ? /^[a-z]:\\/i.test(unified) : unified[0] === "/" && !unified.includes("\\");
   const dotted = unified.split(separator).slice(1).some((part) => part === "" || part === "." || part === "..");
   if (!absolute || dotted || (windows ? parent.toLowerCase() !== directory.toLowerCase() : parent !== directory)) {
-    throw arcError("arc_key_invalid_directory", `expected a file directly in "${directory}", found "${path}"`);
+    throw arcError("arc_key_invalid_directory", `expected a file directly in "${directory}", found "${quoted(path)}"`);
   }
   return path;
 }

@@ -7,7 +7,7 @@
  */
 
 import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
-import { endpointText } from "./redact.ts";
+import { endpointText, TEXT_WINDOW } from "./redact.ts";
 import type { ReplyContext } from "./response.ts";
 import type { HttpReply } from "./sources/source.ts";
 import type { Source } from "./types.ts";
@@ -85,8 +85,10 @@ export function httpError(reply: HttpReply, context: ReplyContext): ManagedIdent
   // "No managed identity here", so try another credential: Docker Desktop answers IMDS with 403
   // "...unreachable..."; IMDS answers 400 "Identity not found" on a VM without the identity
   // (https://learn.microsoft.com/azure/active-directory/managed-identities-azure-resources/how-to-use-vm-token#error-handling).
-  const absent = (reply.status === 403 && /unreachable/i.test(reply.body)) ||
-    (context.source === "DefaultToIMDS" && reply.status === 400 && /identity not found/i.test(reply.body));
+  // Looked for where an excerpt is read, not in all of a body that may run to the read cap.
+  const head = reply.body.slice(0, TEXT_WINDOW);
+  const absent = (reply.status === 403 && /unreachable/i.test(head)) ||
+    (context.source === "DefaultToIMDS" && reply.status === 400 && /identity not found/i.test(head));
   const detail = [said.error, said.errorDescription].filter(Boolean).join(": ");
   const message = `Cannot acquire token from "${context.source}": endpoint answered ${reply.status}${
     detail ? ` (${detail})` : ""

@@ -135,8 +135,9 @@ export async function parseTokenBody(text: string, now: number, context: ReplyCo
     throw invalid("the body has no access_token", context);
   }
   // From here the token is one more secret: a hostile body may repeat it in any other field.
+  // A value is shown one level deep (an array nested half a million deep overflows JSON.stringify).
   const shown = async (value: unknown) =>
-    `"${(await gate())(String(JSON.stringify(value)), [...secrets, accessToken], 80)}"`;
+    `"${(await import("./redact.ts")).endpointValue(value, [...secrets, accessToken], 80)}"`;
   let expiresOn = parseExpiresOn(body.expires_on);
   let expiresOnFallback: string | undefined;
   let from = "expires_on";

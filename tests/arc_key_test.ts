@@ -267,6 +267,24 @@ describe("validateArcChallenge() refuses hostile challenges before reading anyth
     );
   });
 
+  test("validateArcChallenge() refuses a realm of 1 MiB at once and quotes only its start", () => {
+    const long = "k".repeat(1024 * 1024);
+    const cases: [string, string][] = [
+      [`Basic realm=${ARC_LINUX_TOKEN_DIRECTORY}/${long}.key`, "arc_key_invalid_name"],
+      [`Basic realm=/var/opt/${long}/a.key`, "arc_key_invalid_directory"],
+      [`Basic realm=${ARC_LINUX_TOKEN_DIRECTORY}/${long}`, "arc_key_invalid_name"],
+    ];
+    for (const [header, code] of cases) {
+      const started = performance.now();
+      assert.throws(() => validateArcChallenge(header, "linux", ARC_LINUX_TOKEN_DIRECTORY), (error) => {
+        arcError(code)(error);
+        assert.ok((error as Error).message.length < 1000, `a message of ${(error as Error).message.length} characters`);
+        return true;
+      });
+      assert.ok(performance.now() - started < 1000);
+    }
+  });
+
   test("validateArcChallenge() does not echo a refused header in its message", () => {
     const header = `Negotiate ${KEY}`;
     assert.throws(() => validateArcChallenge(header, "linux", ARC_LINUX_TOKEN_DIRECTORY), (error) => {

@@ -18,6 +18,7 @@ import {
 import { type CliIo, EXIT_CODES, main } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
 import { checkWritable } from "../src/cli/writable.ts";
+import { oneLine } from "../src/cli/common.ts";
 import { createEmulator, type Emulator, EMULATOR_TENANT, readClaims } from "../src/emulator/mod.ts";
 import { loopback } from "./helpers/fake.ts";
 
@@ -70,6 +71,19 @@ function parseExports(text: string): Record<string, string> {
   }
   return env;
 }
+
+describe("oneLine()", () => {
+  test("oneLine() puts a message on one line in linear time, however long its runs of blanks", () => {
+    assert.equal(oneLine("a \r\n b\tc  d\n"), "a b\tc  d ");
+    const blanks = " ".repeat(1024 * 1024);
+    const started = performance.now();
+    const line = oneLine(`${blanks}x\n${blanks}y`);
+    const ms = performance.now() - started;
+    assert.equal(line, `${blanks}x y`);
+    // Minutes when each blank rescanned the run after it.
+    assert.ok(ms < 1000, `${ms.toFixed(0)} ms`);
+  });
+});
 
 describe("azmi help", () => {
   test("main() prints the commands and exit codes for --help, -h and help", async () => {

@@ -500,6 +500,22 @@ describe("ManagedIdentityClient HTTP errors", () => {
     assert.equal(error.source, "DefaultToIMDS");
   });
 
+  test("acquireToken() looks for Docker Desktop's unreachable in the first 16 KiB of a 403 body only", async () => {
+    // The body may run to the read cap; the rule reads where an excerpt is read, not all of it.
+    const filler = "x ".repeat(512 * 1024 - 64);
+    for (
+      const [body, code] of [[`unreachable network ${filler}`, "unavailable"], [
+        `${filler} unreachable`,
+        "request_failed",
+      ]]
+    ) {
+      const fake = recorder(() => new Response(body, { status: 403 }));
+      const client = testClient({ env: IMDS, fetch: fake.fetch, retry: false });
+      const error = await rejectsWith(client.acquireToken(VAULT), code!);
+      assert.equal(error.status, 403);
+    }
+  });
+
   test("acquireToken() reports request_failed for an IMDS 403 without unreachable", async () => {
     const fake = recorder(() => Response.json({ error: "forbidden", error_description: "Denied" }, { status: 403 }));
     const client = testClient({ env: IMDS, fetch: fake.fetch, retry: false });

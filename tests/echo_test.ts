@@ -19,6 +19,8 @@ import { type EnvRecord, ManagedIdentityError, type ManagedIdentityEvent } from 
 import { main } from "../src/cli.ts";
 import type { InternalOptions } from "../src/internal.ts";
 import { recorder, testClient } from "./helpers/fake.ts";
+import { assertNotShown } from "./helpers/checks.ts";
+import { assertNotSpelled, fill, interleavings, READ_CAP, utf16le, worstCases } from "./helpers/hostile.ts";
 import { assertNoLeak, encodings, renderings } from "./helpers/leaks.ts";
 
 const VAULT = "https://vault.azure.net";
@@ -379,4 +381,175 @@ describe("a runtime's error about the endpoint's bytes is summarised, not kept",
       }
     });
   }
+});
+
+// Generous: a call that reads a hostile body at the read cap takes tens of milliseconds in linear
+// time; the redaction gate's quadratic tag pattern took seconds on an eighth of these bodies.
+const BOUND_MS = 1000;
+
+/** The call's error and how long it took to come, from the call. */
+async function timedFailure(promise: () => Promise<unknown>): Promise<{ error: ManagedIdentityError; ms: number }> {
+  const started = performance.now();
+  const error = await failure(promise());
+  return { error, ms: performance.now() - started };
+}
+
+/**
+ * A JSON object of `fields` and, last, `name`: `echo` followed by `unit` repeated, so that the
+ * body is as close to `READ_CAP` bytes as a whole number of JSON-escaped units allows.
+ */
+function jsonAtCap(fields: Record<string, unknown>, name: string, echo: string, unit: string): string {
+  const frame = JSON.stringify({ ...fields, [name]: echo });
+  const escaped = JSON.stringify(unit).slice(1, -1);
+  const room = READ_CAP - frame.length;
+  const body = `${frame.slice(0, -2)}${fill(escaped, room - (room % escaped.length))}"}`;
+  assert.ok(body.length <= READ_CAP && body.length > READ_CAP - 64 && JSON.parse(body));
+  return body;
+}
+
+describe("hostile bodies at the read cap fail in linear time, and show no secret", () => {
+  const env = SOURCES[0]!.env;
+  const echo = `header was ${SECRET}; `;
+  const cases = Object.entries(worstCases(READ_CAP - echo.length));
+  // The repeating unit of each worst case, for bodies where it fills a JSON string.
+  const HOSTILE_UNITS: Record<string, string> = {
+    "<": "<",
+    "<a": "<a",
+    "\\u003c": "\\u003c",
+    "&#": "&#",
+    "%25": "%25",
+    "backslashes": "\\",
+    "token=": "token=",
+    "39-character words": `${"a".repeat(39)} `,
+    "eyJ.": "eyJ.",
+    "NULs": "\0",
+    "whitespace": " \r\n\t",
+  };
+  /** The secrets must go out (so they are there to leak), and the body comes back. */
+  const answering = (status: number, body: string | Uint8Array<ArrayBuffer>) =>
+    recorder((request) => {
+      assert.equal(request.headers.get("x-identity-header"), SECRET);
+      return new Response(body, { status });
+    });
+
+  test("acquireToken() fails request_failed on a 500 whose 1 MiB body is hostile, within the bound", async () => {
+    for (const [name, filler] of cases) {
+      const events: ManagedIdentityEvent[] = [];
+      const fake = answering(500, `${echo}${filler}`);
+      const client = testClient({ env, fetch: fake.fetch, retry: false, onEvent: (event) => events.push(event) });
+      const { error, ms } = await timedFailure(() => client.acquireToken(VAULT));
+      assert.equal(error.code, "request_failed", `${name}: ${error.message}`);
+      assert.equal(error.status, 500);
+      assert.ok(ms < BOUND_MS, `${name}: ${ms.toFixed(0)} ms`);
+      assertNoLeak(shown(error, events), SECRET, `error for ${name}`);
+    }
+  });
+
+  test("acquireToken() fails request_failed on a JSON 500 whose 1 MiB description is hostile, within the bound", async () => {
+    for (const [name, unit] of Object.entries(HOSTILE_UNITS)) {
+      const fake = answering(500, jsonAtCap({ error: "bad" }, "error_description", echo, unit));
+      const client = testClient({ env, fetch: fake.fetch, retry: false });
+      const { error, ms } = await timedFailure(() => client.acquireToken(VAULT));
+      assert.equal(error.code, "request_failed", `${name}: ${error.message}`);
+      assert.ok(ms < BOUND_MS, `${name}: ${ms.toFixed(0)} ms`);
+      assertNoLeak(renderings(error), SECRET, `error for ${name}`);
+    }
+  });
+
+  test("acquireToken() fails invalid_response on a 200 whose 1 MiB body is hostile and not JSON, within the bound", async () => {
+    for (const [name, filler] of cases) {
+      const fake = answering(200, `${echo}${filler}`);
+      const client = testClient({ env, fetch: fake.fetch, retry: false });
+      const { error, ms } = await timedFailure(() => client.acquireToken(VAULT));
+      assert.equal(error.code, "invalid_response", `${name}: ${error.message}`);
+      assert.ok(ms < BOUND_MS, `${name}: ${ms.toFixed(0)} ms`);
+      assertNoLeak(renderings(error), SECRET, `error for ${name}`);
+    }
+  });
+
+  test("acquireToken() fails invalid_response on a 200 whose 1 MiB expires_on is hostile, within the bound", async () => {
+    for (const unit of Object.values(HOSTILE_UNITS)) {
+      // The access token echoed too: from the moment the body yields it, it is a secret.
+      const fake = answering(200, jsonAtCap({ access_token: TOKEN }, "expires_on", `at ${SECRET} ${TOKEN} `, unit));
+      const client = testClient({ env, fetch: fake.fetch, retry: false });
+      const { error, ms } = await timedFailure(() => client.acquireToken(VAULT));
+      assert.equal(error.code, "invalid_response", `${JSON.stringify(unit)}: ${error.message}`);
+      assert.match(error.message, /expires_on/);
+      assert.ok(ms < BOUND_MS, `${JSON.stringify(unit)}: ${ms.toFixed(0)} ms`);
+      assertNoLeak(renderings(error), SECRET, `error for ${JSON.stringify(unit)}`);
+      assertNoLeak(renderings(error), TOKEN, `error for ${JSON.stringify(unit)}`);
+    }
+  });
+
+  test("acquireToken() fails invalid_response on a 200 whose expires_on is nested 500,000 arrays deep", async () => {
+    // JSON.parse reads it; showing it must not overflow the stack (a RangeError, not our error).
+    const depth = (READ_CAP - 64) / 2;
+    const body = `{"access_token":"${TOKEN}","expires_on":${"[".repeat(depth)}${"]".repeat(depth)}}`;
+    const client = testClient({ env, fetch: answering(200, body).fetch, retry: false });
+    const { error, ms } = await timedFailure(() => client.acquireToken(VAULT));
+    assert.equal(error.code, "invalid_response", error.message);
+    assert.match(error.message, /expires_on/);
+    assert.ok(ms < BOUND_MS, `${ms.toFixed(0)} ms`);
+  });
+
+  test("acquireToken() returns the token when a hostile 1 MiB expires_on falls back to expires_in, within the bound", async () => {
+    for (const unit of ["<", "\\u003c", "%25"]) {
+      const events: ManagedIdentityEvent[] = [];
+      const fake = answering(
+        200,
+        jsonAtCap({ access_token: TOKEN, expires_in: 3600 }, "expires_on", `at ${SECRET} ${TOKEN} `, unit),
+      );
+      const client = testClient({ env, fetch: fake.fetch, onEvent: (event) => events.push(event) });
+      const started = performance.now();
+      const result = await client.acquireToken(VAULT);
+      const ms = performance.now() - started;
+      assert.equal(result.accessToken, TOKEN);
+      assert.ok(ms < BOUND_MS, `${JSON.stringify(unit)}: ${ms.toFixed(0)} ms`);
+      assert.equal(events[0]?.type, "expires_on_fallback");
+      assertNoLeak(shown(undefined, events), SECRET, "event");
+      assertNoLeak(shown(undefined, events), TOKEN, "event");
+    }
+  });
+});
+
+describe("a secret echoed with invisible characters between its characters is cut", () => {
+  // Letters and digits only, so that the plain check below is exact.
+  const KEY = "Sup3rS3cretHeaderValue9Xq";
+  const env = { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/msi/token", IDENTITY_HEADER: KEY };
+  const bodies = (form: string): Record<string, string> => ({
+    "plain text": `Bad request, header was ${form}`,
+    "JSON": JSON.stringify({ error: "bad", error_description: `header was ${form}`, correlationId: form }),
+    "HTML": `<html><body><p>Header: ${form}</p></body></html>`,
+  });
+
+  for (const [name, form] of Object.entries(interleavings(KEY))) {
+    test(`acquireToken() on AppService hides the secret echoed with ${name} between its characters`, async () => {
+      for (const [shape, body] of Object.entries(bodies(form))) {
+        const events: ManagedIdentityEvent[] = [];
+        const fake = recorder((request) => {
+          assert.equal(request.headers.get("x-identity-header"), KEY);
+          return new Response(body, { status: 400 });
+        });
+        const client = testClient({ env, fetch: fake.fetch, retry: false, onEvent: (event) => events.push(event) });
+        const error = await failure(client.acquireToken(VAULT));
+        assert.equal(error.code, "request_failed", `${shape}: ${error.message}`);
+        assertNotShown(error, KEY);
+        assertNotSpelled(shown(error, events), KEY, `error for the ${shape} body`);
+      }
+    });
+  }
+
+  test("acquireToken() on AppService hides the secret of a UTF-16LE answer", async () => {
+    const fake = recorder((request) =>
+      new Response(utf16le(`\ufeffBad request, header was ${request.headers.get("x-identity-header")}`), {
+        status: 400,
+        headers: { "content-type": "text/plain; charset=utf-16le" },
+      })
+    );
+    const client = testClient({ env, fetch: fake.fetch, retry: false });
+    const error = await failure(client.acquireToken(VAULT));
+    assert.equal(error.code, "request_failed", error.message);
+    assertNotShown(error, KEY);
+    assertNotSpelled(renderings(error), KEY);
+  });
 });

@@ -226,6 +226,14 @@ describe("first contact with IMDS", () => {
     assert.equal(tokenRequests(fake.seen).length, 0);
   });
 
+  test("acquireToken() looks for unreachable in the first 16 KiB of the probe's 403 only", async () => {
+    // A body that says so only after 1 MiB of filler is some other 403: IMDS answered.
+    const fake = imds(undefined, () => new Response(`${"x ".repeat(512 * 1024 - 64)} unreachable`, { status: 403 }));
+    const client = testClient({ env: {}, fetch: fake.fetch, imdsProbe: true });
+    assert.equal((await client.acquireToken(VAULT)).accessToken, "t");
+    assert.equal(probes(fake.seen).length, 1);
+  });
+
   test("acquireToken() retries a refused connection with the full rules once IMDS has answered", async () => {
     let calls = 0;
     const sleeps: number[] = [];

@@ -1,7 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { endpointText } from "../src/redact.ts";
+import { endpointText, textWindow } from "../src/redact.ts";
 import { secretHeaderValues } from "../src/sources/source.ts";
+import { assertNotSpelled, fill, interleavings, READ_CAP, worstCases } from "./helpers/hostile.ts";
 
 const JWT = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0LmF6dXJlLm5ldCJ9.c2lnbmF0dXJlLXZhbHVl";
 
@@ -114,5 +115,123 @@ describe("endpointText() token patterns", () => {
     assert.equal(long.length, 163);
     assert.ok(long.endsWith("..."));
     assert.equal(endpointText("short"), "short");
+  });
+});
+
+// Generous: each case takes milliseconds in linear time. The quadratic tag pattern took 2 s on
+// 64 KiB of "<" and 7 s on 128 KiB (Deno), so minutes on 1 MiB.
+const BOUND_MS = 1000;
+
+describe("endpointText() on hostile text", () => {
+  // One secret of one letter repeated but for its end: the worst case of a naive string search.
+  const PERIODIC = `${"a".repeat(600)}b`;
+  for (const [name, text] of Object.entries(worstCases(READ_CAP))) {
+    test(`endpointText() reads 1 MiB of ${name} within ${BOUND_MS} ms`, () => {
+      const started = performance.now();
+      const shown = endpointText(text, [SECRET, PERIODIC], 500);
+      const ms = performance.now() - started;
+      assert.ok(ms < BOUND_MS, `${ms.toFixed(0)} ms`);
+      assert.ok(shown.length <= 503, `${shown.length} characters`);
+    });
+  }
+
+  test("endpointText() still shows what a long body begins with", () => {
+    const shown = endpointText(`<h1>Gateway Timeout</h1>${fill("<p>retry later</p>", READ_CAP)}`);
+    assert.ok(shown.startsWith("Gateway Timeout retry later"), shown);
+    assert.ok(shown.endsWith("..."), shown);
+  });
+});
+
+describe("endpointText() at the edge of the text it reads", () => {
+  // Distinct characters, so that any piece of it that shows is found.
+  const KEY = "Qx7Lm2Vt9Rz4Pk8Wn3Hs6";
+  /** Fails when `shown` holds any 4 consecutive characters of `secret`, in any case. */
+  const assertNoPiece = (shown: string, secret: string, why: string) => {
+    // Read as the search reads it: spaces and invisible characters between characters do not count.
+    const read = shown.replace(/[\p{Cc}\p{Cf}\s]/gu, "").toLowerCase();
+    for (let at = 0; at + 4 <= secret.length; at++) {
+      const piece = secret.slice(at, at + 4);
+      assert.ok(!read.includes(piece.toLowerCase()), `"${piece}" shows (${why}): ${shown}`);
+    }
+  };
+  const forms: Record<string, string> = {
+    raw: KEY,
+    "\\u-escaped": [...KEY].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join(""),
+    "percent-encoded twice": [...KEY].map((c) => `%25${c.charCodeAt(0).toString(16)}`).join(""),
+    "HTML references": [...KEY].map((c) => `&#${c.charCodeAt(0)};`).join(""),
+    "with NULs between": [...KEY].join("\0"),
+    "with zero-width spaces between": [...KEY].join("\u200b"),
+  };
+
+  for (const [name, form] of Object.entries(forms)) {
+    test(`endpointText() shows nothing of a secret ${name} that the window's edge cuts`, () => {
+      const edge = textWindow([KEY]);
+      // Tags drop out of the excerpt: without care, the secret's first part would lead it.
+      for (let split = 1; split < form.length; split++) {
+        const text = `${fill("<i>", edge - split)}${form}${fill(" and after", 4096)}`;
+        assertNoPiece(endpointText(text, [KEY]), KEY, `cut after ${split} characters`);
+      }
+    });
+  }
+
+  test("endpointText() shows nothing of a secret in a UTF-8 percent run that the window's edge cuts mid-character", () => {
+    // A run cut inside a character is not UTF-8, so it is read byte by byte: the secret's first
+    // part then decodes to up to 3 times as many characters as it has (U+6F22 to three, none invisible).
+    // Punctuation between its first characters, so that they are not a token-like run (also cut).
+    const key = `Q!x7#L(m2)V@t9${"\u6f22".repeat(100)}`;
+    const form = [...new TextEncoder().encode(key)].map((byte) => `%${byte.toString(16).padStart(2, "0")}`).join("");
+    const edge = textWindow([key]);
+    // Every split in the last characters, where the first part decodes longest; some before.
+    for (let split = 1; split < form.length; split += split < form.length - 60 ? 13 : 1) {
+      const text = `${fill("<i>", edge - split)}${form}${fill(" and after", 4096)}`;
+      assertNoPiece(endpointText(text, [key]), key.slice(0, 14), `cut after ${split} characters`);
+    }
+  });
+
+  test("endpointText() shows nothing of a token-shaped run that the window's edge cuts", () => {
+    // 200 characters of base64 that repeat nothing: any 4 of them that show are a leak.
+    let seed = 7;
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const run = Array.from({ length: 200 }, () => alphabet[(seed = (seed * 1103515245 + 12345) % 2 ** 31) % 64]).join(
+      "",
+    );
+    const edge = textWindow([]);
+    for (let split = 1; split < run.length; split++) {
+      const text = `${fill("<i>", edge - split)}${run} and after`;
+      assertNoPiece(endpointText(text), run, `cut after ${split} characters`);
+    }
+  });
+
+  test("endpointText() cuts a secret of 64 KB (the largest token file) wherever it stands", () => {
+    const long = fill("k3y-", 5000) + fill("Vt9Rz4", 60_000);
+    for (const at of [0, 100, 9000, 200_000]) {
+      const text = `${fill("<i>", at)}${long}${fill(" after", READ_CAP - at - long.length)}`;
+      assertNoPiece(endpointText(text, [long]), "Vt9Rz4Vt9", `the secret at ${at}`);
+      assertNotSpelled([endpointText(text, [long], 500)], long.slice(0, 40));
+    }
+  });
+});
+
+describe("endpointText() secrets spelled with characters between their characters", () => {
+  const KEY = "Sup3rS3cretHeaderValue9Xq";
+  for (const [name, form] of Object.entries(interleavings(KEY))) {
+    test(`endpointText() cuts a secret spelled with ${name} between its characters`, () => {
+      const shown = endpointText(`header ${form} end`, [KEY]);
+      // A UTF-16 BOM read as UTF-8 is two replacement characters, which are not invisible.
+      assert.equal(shown.replace(/\ufffd/g, ""), "header [redacted] end");
+      assertNotSpelled([shown], KEY);
+    });
+  }
+
+  test("endpointText() cuts an interleaved secret of 8 characters or more inside a word too", () => {
+    assert.equal(endpointText(`x${interleavings(KEY).NULs}y`, [KEY]), "x[redacted]y");
+  });
+
+  test("endpointText() cuts a short secret spelled with invisible characters only where it stands alone", () => {
+    assert.equal(endpointText("echo: x\0y\u200b!", ["xy!"]), "echo: [redacted]");
+    assert.equal(endpointText("the h\u00ad", ["h"]), "the [redacted]");
+    // A short secret is never searched across spaces: "a b" is not the secret "ab".
+    assert.equal(endpointText("a b", ["ab"]), "a b");
+    assert.equal(endpointText("xab\0c", ["abc"]), "xab c");
   });
 });

@@ -56,7 +56,8 @@ export function exitCodeOf(error: ManagedIdentityError): number {
 
 /** `text` on one line: line breaks (and the blanks around them) become one space. */
 export function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, " ");
+  // Each run of whitespace is read once: `\s*[\r\n]+\s*` rescanned a long run of blanks from each.
+  return text.replace(/\s+/g, (run) => /[\r\n]/.test(run) ? " " : run);
 }
 
 /**
