@@ -226,12 +226,18 @@ describe("first contact with IMDS", () => {
     assert.equal(tokenRequests(fake.seen).length, 0);
   });
 
-  test("acquireToken() looks for unreachable in the first 16 KiB of the probe's 403 only", async () => {
-    // A body that says so only after 1 MiB of filler is some other 403: IMDS answered.
-    const fake = imds(undefined, () => new Response(`${"x ".repeat(512 * 1024 - 64)} unreachable`, { status: 403 }));
-    const client = testClient({ env: {}, fetch: fake.fetch, imdsProbe: true });
+  test("acquireToken() judges a 1 MiB answer to the probe at once, and shows a short excerpt of it", async () => {
+    // Hostile bodies at the read cap: a page of `<`, and an IMDS-shaped JSON error padded to 1 MiB.
+    const page = `<${"<".repeat(1024 * 1024 - 64)}`;
+    const fake = imds(undefined, () => new Response(page, { status: 403 }));
+    const started = performance.now();
+    const error = await unavailable(testClient({ env: {}, fetch: fake.fetch, imdsProbe: true }).acquireToken(VAULT));
+    assert.ok(performance.now() - started < 1000, `took ${performance.now() - started} ms`);
+    assert.ok(error.message.length < 300, `${error.message.length} characters`);
+    const padded = JSON.stringify({ error: "invalid_request", error_description: "x".repeat(1024 * 1024 - 128) });
+    const imdsLike = imds(undefined, () => new Response(padded, { status: 400 }));
+    const client = testClient({ env: {}, fetch: imdsLike.fetch, imdsProbe: true });
     assert.equal((await client.acquireToken(VAULT)).accessToken, "t");
-    assert.equal(probes(fake.seen).length, 1);
   });
 
   test("acquireToken() retries a refused connection with the full rules once IMDS has answered", async () => {
