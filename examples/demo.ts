@@ -48,8 +48,13 @@ const rows: Row[] = [];
 const ms = (start: number) => `${(performance.now() - start).toFixed(2)} ms`;
 
 /** The identities to try per source: a label, and the client options that name it (none: n/a). */
-function identitiesOf(source: Source): [string, Pick<ManagedIdentityClientOptions, "clientId"> | undefined][] {
-  const userAssigned: [string, { clientId: string }] = ["user-assigned (client ID)", { clientId: user.clientId }];
+function identitiesOf(
+  source: Source,
+): [string, Pick<ManagedIdentityClientOptions, "clientId" | "objectId"> | undefined][] {
+  // Service Fabric names a user-assigned identity by object ID only (sent as principalId).
+  const userAssigned: [string, { clientId: string } | { objectId: string }] = source === "ServiceFabric"
+    ? ["user-assigned (object ID)", { objectId: user.objectId }]
+    : ["user-assigned (client ID)", { clientId: user.clientId }];
   return source === "WorkloadIdentity"
     ? [["system-assigned", undefined], ["default (AZURE_CLIENT_ID)", {}], userAssigned]
     : [["system-assigned", {}], userAssigned];
