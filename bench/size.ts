@@ -30,7 +30,7 @@ export const EAGER_BUDGET_BYTES = 9.75 * 1024;
  * and the pinned TLS client add 4.7 KB, loaded only by those sources; the token file rules and
  * the file reading they share with Arc 1.4 KB; the failure path 2 KB, loaded on the first
  * failure; the first contact 0.7 KB, loaded until IMDS has answered. Issue 4's 8 KB for the
- * whole module is not met. Issue 16 took it to 21.2 KB (21,699 B), on paths that load only when
+ * whole module is not met. Issue 16 took it to 21.2 KB (21,744 B), on paths that load only when
  * needed: the redaction gate reads a bounded window with a guard at its edge and searches for
  * secrets in linear time past control and format characters (the failure chunk 0.8 to 1.5 KB);
  * Deno's and older Bun's connection failures are read as Node's errno codes, and a runtime's

@@ -7,16 +7,14 @@
  * its choosing. Deno's and Bun's `fetch` honour `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` (Node's
  * with `NODE_USE_ENV_PROXY=1`), and not one of them has a per-request way to turn that off, so
  * the client does not use it for these (docs/security.md, "No proxy for local endpoints").
- * Loaded on the first request of a local source; where the runtime has no `node:net` (none of
- * Deno, Bun and Node), the runtime's `fetch` is used.
+ * Loaded on the first request of a local source. A runtime without `node:net` (Deno, Bun and
+ * Node all have it) gets the runtime's `fetch`.
  * @module
  */
 
-import { socketFetch } from "./http1.ts";
-import { socketHost, type TlsModule } from "./pinned_fetch.ts";
+import { type Socket, socketFetch, socketHost, type TlsModule } from "./http1.ts";
 import { loadBuiltin } from "./runtime.ts";
 import type { FetchLike, Source } from "./types.ts";
-import type { Socket } from "./http1.ts";
 
 interface NetModule {
   connect(options: { host: string; port: number; autoSelectFamily?: boolean }): Socket;

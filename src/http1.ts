@@ -27,6 +27,28 @@ export interface Socket {
   destroy(error?: Error): void;
 }
 
+/** A `node:tls` socket: a {@linkcode Socket} that also shows the peer's certificate. */
+export interface TlsSocket extends Socket {
+  getPeerCertificate(): { fingerprint?: string } | null;
+}
+
+/** The part of `node:tls` the socket transports use (pinned for Service Fabric, verified for local `https:`). */
+export interface TlsModule {
+  connect(options: {
+    host: string;
+    port: number;
+    servername?: string;
+    rejectUnauthorized: boolean;
+    ALPNProtocols?: string[];
+  }): TlsSocket;
+}
+
+/** The host of a URL as a socket takes it (no IPv6 brackets), and whether it is a name that SNI carries. */
+export function socketHost(url: URL): { host: string; servername?: string } {
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  return /^[\d.]+$|:/.test(host) ? { host } : { host, servername: host };
+}
+
 /** How a connection is opened and when it may carry the request. */
 export interface Connector {
   /** Opens a connection to the URL's host and port; `ready` is the event after which it may be written. */

@@ -10,24 +10,9 @@
  */
 
 import { ManagedIdentityError } from "./errors.ts";
-import { type Socket, socketFetch } from "./http1.ts";
+import { socketFetch, socketHost, type TlsModule, type TlsSocket } from "./http1.ts";
 import { loadBuiltin } from "./runtime.ts";
 import type { FetchLike } from "./types.ts";
-
-interface TlsSocket extends Socket {
-  getPeerCertificate(): { fingerprint?: string } | null;
-}
-
-/** The part of `node:tls` the pinned connection uses. */
-export interface TlsModule {
-  connect(options: {
-    host: string;
-    port: number;
-    servername?: string;
-    rejectUnauthorized: boolean;
-    ALPNProtocols?: string[];
-  }): TlsSocket;
-}
 
 /** Upper case hex without separators: `AB:cd 12` becomes `ABCD12`. */
 export function normalizeThumbprint(value: string): string {
@@ -41,12 +26,6 @@ export function constantTimeEqual(a: string, b: string): boolean {
     difference |= (a.charCodeAt(i) || 0) ^ (b.charCodeAt(i) || 0);
   }
   return difference === 0;
-}
-
-/** The host of a URL as a socket takes it (no IPv6 brackets), and whether it is a name that SNI carries. */
-export function socketHost(url: URL): { host: string; servername?: string } {
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  return /^[\d.]+$|:/.test(host) ? { host } : { host, servername: host };
 }
 
 /**
