@@ -6,6 +6,7 @@
  */
 
 import type { IdentityOptions } from "../../mod.ts";
+import { normalizeResource } from "../client.ts";
 
 /** A usage error: printed with a hint to use --help, exit code 2. */
 export class UsageError extends Error {
@@ -78,10 +79,11 @@ export function parseArgs(
       );
     }
     const flag = long ? `--${name}` : `-${letter}`;
+    // argparse reads -o=json as -o json, and so does az.
     const attached = long
       ? (equals === -1 ? undefined : arg.slice(equals + 1))
       : arg.length > 2
-      ? arg.slice(2)
+      ? arg.slice(arg[2] === "=" ? 3 : 2)
       : undefined;
     const expects = flags[name];
     if (expects === null || expects === undefined) {
@@ -147,11 +149,26 @@ export function onePositional(command: string, parsed: Parsed, what: string, req
       command,
     );
   }
-  if (first !== undefined && first.trim() === "") throw new UsageError(`The ${what} is empty`, command);
+  if (first !== undefined && first.trim() === "") throw new UsageError(`The ${what} is empty: got "${first}"`, command);
   if (first === undefined && required) {
     throw new UsageError(`Missing ${what}: for example "azmi ${command} https://vault.azure.net"`, command);
   }
   return first;
+}
+
+/**
+ * A resource as the library will use it (trimmed, one trailing `/.default` removed): a usage
+ * error when nothing is left, so that `azmi token /.default` is exit code 2, not a failed request.
+ * `given` is what the user wrote, when `value` was derived from it.
+ */
+export function checkedResource(command: string, value: string, given: string = value): string {
+  try {
+    normalizeResource(value);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    throw new UsageError(`The resource is empty: got "${given}" (a trailing /.default is removed)`, command);
+  }
+  return value;
 }
 
 /** No positional argument at all. */

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { ManagedIdentityError } from "../../mod.ts";
+import { CredentialUnavailableError, ManagedIdentityError } from "../../mod.ts";
+import type { Source } from "../../mod.ts";
 
 /**
  * What each exit code of {@linkcode main} means, for scripts that branch on it.
@@ -79,17 +80,20 @@ export function errorLine(prefix: string, error: ManagedIdentityError): string {
 export interface Deadline {
   /** The deadline in milliseconds, as given. */
   readonly ms: number;
+  /** Whether `--timeout` gave it, rather than the command's default. */
+  readonly given: boolean;
   /** Aborts with a `TimeoutError` when the deadline ends; passed as `signal` to `acquireToken`. */
   readonly signal: AbortSignal;
   /** Milliseconds left, at least 1. */
   left(): number;
 }
 
-/** Starts a command's deadline of `ms` milliseconds. */
-export function startDeadline(ms: number): Deadline {
+/** Starts a command's deadline of `ms` milliseconds; `given` when `--timeout` set it. */
+export function startDeadline(ms: number, given = true): Deadline {
   const started = performance.now();
   return {
     ms,
+    given,
     signal: AbortSignal.timeout(ms),
     left: () => Math.max(1, Math.ceil(ms - (performance.now() - started))),
   };
@@ -109,5 +113,32 @@ export function endedByDeadline(error: unknown, deadline: Deadline): boolean {
 
 /** What a command says when its deadline ended the token request. */
 export function deadlineMessage(deadline: Deadline): string {
-  return `no token within the ${deadline.ms} ms deadline (--timeout)`;
+  return `no token within the ${deadline.ms} ms deadline (${
+    deadline.given ? "--timeout" : "the default; --timeout MS sets another"
+  })`;
+}
+
+/**
+ * The error a command reports when its deadline ended the token request, or `undefined` when
+ * something else did. IMDS that never answered anything, not even the first-contact probe, is
+ * `unavailable`, as the probe itself would have said had it had its full second: off Azure, a
+ * firewall that drops the packets to 169.254.169.254 looks exactly like that, and a script told
+ * "no managed identity here" (exit code 3) moves on, where a timeout (4) would invite a retry.
+ * Every other case is `timeout`.
+ */
+export function deadlineError(
+  error: unknown,
+  deadline: Deadline,
+  source: Source,
+  answered: boolean,
+): ManagedIdentityError | undefined {
+  if (!endedByDeadline(error, deadline)) return undefined;
+  if (source === "DefaultToIMDS" && !answered) {
+    const flag = deadline.given ? "--timeout" : "the default";
+    return new CredentialUnavailableError(`IMDS did not answer within the ${deadline.ms} ms deadline (${flag})`, {
+      source,
+      cause: error,
+    });
+  }
+  return new ManagedIdentityError("timeout", deadlineMessage(deadline), { source, cause: error });
 }

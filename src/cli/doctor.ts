@@ -17,7 +17,8 @@ import { networkReason, refusedFlag } from "../failure.ts";
 import { SOURCES } from "../sources/index.ts";
 import { defaultFetch } from "../transport.ts";
 import { IDENTITY_FLAGS, identityOf, onePositional, parseArgs, TIMEOUT_FLAG, timeoutOf } from "./args.ts";
-import { deadlineMessage, endedByDeadline, EXIT_CODES, exitCodeOf, startDeadline } from "./common.ts";
+import { checkedResource } from "./args.ts";
+import { deadlineError, EXIT_CODES, exitCodeOf, startDeadline } from "./common.ts";
 import { detect, type Detection } from "./detect.ts";
 import { createClient } from "./token.ts";
 
@@ -46,7 +47,7 @@ const SUMMARIES: Readonly<Record<number, string>> = {
 /** `azmi doctor [resource] [identity flag] [--timeout MS]`: `--timeout` is the deadline of all three steps. */
 export async function doctorCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs("doctor", args, { ...IDENTITY_FLAGS, timeout: TIMEOUT_FLAG });
-  const resource = onePositional("doctor", parsed, "resource", false) ?? DEFAULT_RESOURCE;
+  const resource = checkedResource("doctor", onePositional("doctor", parsed, "resource", false) ?? DEFAULT_RESOURCE);
   const identity = identityOf("doctor", parsed);
   const timeoutMs = timeoutOf("doctor", parsed) ?? DOCTOR_TIMEOUT_MS;
   const deadline = startDeadline(timeoutMs);
@@ -56,10 +57,10 @@ export async function doctorCommand(args: readonly string[], io: CliIo): Promise
     out(`Result: ${summary} (exit code ${code})`);
     return code;
   };
+  // Whether the token endpoint answered anything (for IMDS, whose silence is no managed identity).
+  let answered = () => true;
   const failure = (error: unknown, source: Source | undefined) => {
-    if (endedByDeadline(error, deadline)) {
-      error = new ManagedIdentityError("timeout", deadlineMessage(deadline), { source, cause: error });
-    }
+    if (source) error = deadlineError(error, deadline, source, answered()) ?? error;
     if (!(error instanceof ManagedIdentityError)) throw error;
     out(`   Failed (${error.code}): ${error.message}`);
     out(`   What to do: ${advice(error, source, identity)}`);
@@ -104,7 +105,9 @@ export async function doctorCommand(args: readonly string[], io: CliIo): Promise
   try {
     // The attempt's own timeout is the whole deadline: the deadline's signal, started first,
     // ends it at the deadline.
-    const client = createClient("doctor", io, identity, timeoutMs, false);
+    const made = createClient("doctor", io, identity, timeoutMs, false);
+    const { client } = made;
+    answered = made.answered;
     const started = performance.now();
     const result = await client.acquireToken(resource, { signal: deadline.signal });
     const ms = Math.round(performance.now() - started);

@@ -12,7 +12,8 @@ export const USAGE: string = `azmi: Azure managed identity tokens from the comma
 Usage: azmi <command> [options]
 
 Commands:
-  token <resource>    print an access token for a resource, for $(azmi token ...)
+  token <resource>    print an access token for a resource, for $(azmi token ...); with the flags
+                      of az account get-access-token, what az prints (-o json, tsv, yaml, table)
   detect              tell which managed identity source this environment has, and why
   doctor [resource]   explain step by step whether a token can be had here, and what to do if not
   emulate             run local stand-ins of the managed identity endpoints, for trying things off Azure
@@ -37,36 +38,57 @@ const IDENTITY_HELP = `  --client-id ID      a user-assigned identity by client 
                       (at most one of these; without any, the system-assigned identity)`;
 
 /** `azmi token --help`. */
-export const TOKEN_HELP: string = `Usage: azmi token <resource> [--client-id ID | --object-id ID | --resource-id ID]
-                  [-o json|tsv|none | --json] [--timeout MS]
-       azmi token --resource URI | --scope SCOPE [...]
+export const TOKEN_HELP: string =
+  `Usage: azmi token <resource> [--client-id ID | --object-id ID | --resource-id ID] [--timeout MS]
+       azmi token [--resource URI | --scope SCOPE | --resource-type TYPE] [--subscription ID]
+                  [--query JMESPATH] [-o FORMAT] [identity flag] [--timeout MS]
 
 Prints an access token for <resource> (such as https://vault.azure.net; a trailing /.default
 is removed) and nothing else, so that a script can write:
 
   curl -H "Authorization: Bearer $(azmi token https://vault.azure.net)" ...
 
-The flags of "az account get-access-token" work too: --resource, --scope and -o/--output, with
-the JSON and TSV that az prints, so a script written for az can use azmi on a managed identity.
+It also takes every flag of "az account get-access-token" and prints what az prints, so that a
+script written for az runs unchanged on a managed identity, without az or "az login --identity":
 
-Options:
-  --resource URI      the resource, instead of the argument
-  --scope SCOPE       one scope, such as https://vault.azure.net/.default, instead of the argument
-                      (give the resource once: the argument, --resource or --scope)
+  token=$(azmi token --resource https://vault.azure.net --query accessToken -o tsv)
+
+The resource, given once: the argument, or az's flags (as az: --scope over --resource over
+--resource-type); with none of them, az's default, https://management.core.windows.net/ (ARM):
+  --resource URI      the resource
+  --scope SCOPE       one scope; a trailing /.default or /user_impersonation is removed
+  --resource-type T   az's names for the public cloud's resources: oss-rdbms, arm, aad-graph,
+                      ms-graph, batch, media, data-lake
+
+Identity:
 ${IDENTITY_HELP}
-  -o, --output FORMAT what az prints instead of the bare token:
-                      json  { accessToken, expiresOn, expires_on, tenant?, tokenType }: expiresOn
-                            in local time (YYYY-MM-DD HH:MM:SS.ffffff), expires_on in Unix seconds,
-                            tenant the token's tid claim when it is a JWT (no subscription: a
-                            managed identity has none to tell)
-                      tsv   the same values on one line, tab-separated, in that order
-                      none  nothing: only the exit code tells (errors still go to stderr)
-  --json              print this CLI's own JSON, not az's:
-                      { accessToken, tokenType, expiresOn, refreshOn?, resource, source, fromCache }
-                      with ISO 8601 times
-  --timeout MS        the whole command's deadline in milliseconds, retries and their waits
-                      included; at the deadline it stops with exit code 4. Without it, failed
-                      attempts are retried and each attempt times out after 15000 ms
+
+Output: the bare token for "azmi token <resource>"; JSON, az's default, for az's forms (the
+resource from az's flags or az's default, or --query); or -o:
+  -o, --output FORMAT one of json, jsonc, tsv, yaml, yamlc, table, none, as az prints them
+                      (jsonc and yamlc as json and yaml: az colours them only on a terminal;
+                      none prints nothing, errors still go to stderr). The object has az's
+                      fields, keys sorted as az sorts them, so a TSV read by position gets
+                      az's columns: accessToken, expiresOn (local time, YYYY-MM-DD
+                      HH:MM:SS.ffffff), expires_on (Unix seconds), subscription, tenant (the
+                      token's tid claim; empty when the token is not a JWT), tokenType.
+                      subscription is empty: a managed identity has none to tell (unless
+                      --subscription gives one). TSV and table refuse a value with a control
+                      character (exit code 1); JSON and YAML print it escaped
+  --query JMESPATH    a field name (accessToken), a multi-select hash of field names
+                      ({token:accessToken, exp:expires_on}) or a multi-select list of field
+                      names ([accessToken, expiresOn]); anything else is a usage error
+  --json              the same as -o json
+  --subscription ID   (or -s, --name, -n) a subscription ID, printed as subscription; the token
+                      is the same for every subscription
+  --tenant ID         (or -t) refused, as az refuses it for a managed identity account ("Tenant
+                      shouldn't be specified for managed identity account"), exit code 2
+  --only-show-errors, --debug, --verbose
+                      az's global flags, accepted for its scripts; they change nothing here
+  --timeout MS        the whole command's deadline in milliseconds (default 20000), retries and
+                      their waits included; at the deadline it stops with exit code 4. Each
+                      attempt times out after 15000 ms or at the deadline. IMDS that never
+                      answers, not even the first probe, is no managed identity (exit code 3)
   -h, --help          show this text
 
 Exit codes: 0 token printed, 1 request failed, 2 usage error, 3 no managed identity reachable,
