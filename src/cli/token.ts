@@ -6,7 +6,8 @@
  */
 
 import { ManagedIdentityClient, TokenCache } from "../../mod.ts";
-import type { IdentityOptions, TokenResult } from "../../mod.ts";
+import type { IdentityOptions, ManagedIdentityClientOptions, TokenResult } from "../../mod.ts";
+import { INTERNAL, internalOptions } from "../internal.ts";
 import type { CliIo } from "../cli.ts";
 import { readClaims } from "../emulator/token.ts";
 import { IDENTITY_FLAGS, identityOf, parseArgs, type Parsed, TIMEOUT_FLAG, timeoutOf, UsageError } from "./args.ts";
@@ -31,7 +32,9 @@ export function createClient(
       timeoutMs,
       cache: new TokenCache(),
       ...(retry ? {} : { retry: false }),
-    });
+      // The internal seam, for tests only (never set outside this repository).
+      [INTERNAL]: internalOptions(io),
+    } as ManagedIdentityClientOptions);
   } catch (error) {
     if (error instanceof TypeError || error instanceof RangeError) throw new UsageError(error.message, command);
     throw error;
