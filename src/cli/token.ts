@@ -12,6 +12,7 @@ import type { CliIo } from "../cli.ts";
 import { readClaims } from "../emulator/token.ts";
 import { IDENTITY_FLAGS, identityOf, parseArgs, type Parsed, TIMEOUT_FLAG, timeoutOf, UsageError } from "./args.ts";
 import { deadlineMessage, endedByDeadline, EXIT_CODES, startDeadline } from "./common.ts";
+import { visible } from "../redact.ts";
 
 /**
  * A client for one command, with a cache of its own. Client construction refuses bad arguments
@@ -80,13 +81,15 @@ export async function tokenCommand(args: readonly string[], io: CliIo): Promise<
     }
     throw error;
   }
+  // Beside the token, what the endpoint and the command line chose, escaped for every format.
+  result = { ...result, tokenType: visible(result.tokenType), resource: visible(result.resource) };
   if (output === "json") {
     io.stdout(`${JSON.stringify(azShape(result), null, 2)}\n`);
   } else if (output === "tsv") {
     const values = Object.values(azShape(result)).map(String);
-    // A tab or line break in a value would shift the columns a script reads: refused, unprinted.
+    // A tab or line break in the token would shift the columns a script reads: refused, unprinted.
     if (values.some((value) => /[\t\r\n]/.test(value))) {
-      io.stderr("azmi token: the token or its type holds a tab or a line break, which -o tsv cannot print\n");
+      io.stderr("azmi token: the token holds a tab or a line break, which -o tsv cannot print\n");
       return EXIT_CODES.failed;
     }
     io.stdout(`${values.join("\t")}\n`);
