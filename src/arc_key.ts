@@ -18,6 +18,7 @@ import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { loadBuiltin } from "./runtime.ts";
 import type { ArcConfig } from "./sources/azure_arc.ts";
 import { httpError, refusedFlag } from "./failure.ts";
+import { visible } from "./redact.ts";
 import { bounded, type FileHandleView, type FileStat, openFlags, openWithin, readAtMost } from "./file_read.ts";
 import type { HttpReply, ParseContext, ParseOutcome, parseStandardReply } from "./sources/source.ts";
 
@@ -59,14 +60,20 @@ const REALM = "Basic realm=";
 // The longest file name there is: 255 bytes on Linux (NAME_MAX), 255 UTF-16 units on Windows.
 const MAX_NAME = 255;
 
-/** A path from the challenge as a message quotes it: an agent could send one of any length. */
+/**
+ * A path from the challenge (or the directory, from `ProgramData`) as a message quotes it: at
+ * most 510 characters, since an agent could send one of any length, and every control, format or
+ * separator character escaped (`\x9b`), so that no message carries one to a terminal.
+ */
 function quoted(text: string): string {
-  return text.length > 2 * MAX_NAME ? `${text.slice(0, 2 * MAX_NAME)}...` : text;
+  return visible(text.length > 2 * MAX_NAME ? `${text.slice(0, 2 * MAX_NAME)}...` : text);
 }
 
 /**
  * Validates the challenge header and returns the key file's path, in the order docs/sources.md gives:
- * header present; `Basic realm=` present; platform Linux or Windows; file name ends in `.key`
+ * header present; `Basic realm=` present, its path unquoted, unlisted and free of control, format and
+ * separator characters (C0, DEL, C1, bidirectional and zero-width characters, ...: no real path has one,
+ * and a message quoting the path shows each escaped); platform Linux or Windows; file name ends in `.key`
  * (and has at most 255 characters, as every file system's names);
  * directory exactly the agent's token directory, with no `.`, `..` or empty segment (so no
  * relative path, no other directory, no look-alike). Nothing is read here.
@@ -84,11 +91,16 @@ export function validateArcChallenge(
   }
   const at = header.indexOf(REALM);
   const path = at < 0 ? "" : header.slice(at + REALM.length).trim();
-  // deno-lint-ignore no-control-regex
-  if (!path || /["',\x00-\x1f]/.test(path)) {
+  if (!path || /["',]/.test(path)) {
     throw arcError(
       "arc_challenge_invalid",
       `expected "${REALM}<key file path>", found ${at < 0 ? "no realm" : "an empty, quoted or listed realm"}`,
+    );
+  }
+  if (visible(path) !== path) {
+    throw arcError(
+      "arc_challenge_invalid",
+      `expected a key file path without control, format or separator characters, found "${quoted(path)}"`,
     );
   }
   const windows = platform === "win32";
@@ -109,7 +121,10 @@ export function validateArcChallenge(
   const absolute = windows ? /^[a-z]:\\/i.test(unified) : unified[0] === "/" && !unified.includes("\\");
   const dotted = unified.split(separator).slice(1).some((part) => part === "" || part === "." || part === "..");
   if (!absolute || dotted || (windows ? parent.toLowerCase() !== directory.toLowerCase() : parent !== directory)) {
-    throw arcError("arc_key_invalid_directory", `expected a file directly in "${directory}", found "${quoted(path)}"`);
+    throw arcError(
+      "arc_key_invalid_directory",
+      `expected a file directly in "${quoted(directory)}", found "${quoted(path)}"`,
+    );
   }
   return path;
 }

@@ -13,9 +13,13 @@
  * reachable (`unavailable`), 4 timeout, 5 configuration error. `azmi --help` lists them.
  *
  * An access token is printed only as the output of `azmi token`; secret variables
- * (`IDENTITY_HEADER`, `MSI_SECRET`) are shown as `<set, redacted>`, workload identity's
- * federated token file by its path only (never its contents), and errors are shown through
- * {@linkcode ManagedIdentityError}'s message, which never holds a secret.
+ * (`IDENTITY_HEADER`, `MSI_SECRET`) are shown as `<set, redacted>`, URLs without their
+ * `user:password@` (`[redacted]@`), workload identity's federated token file by its path only
+ * (never its contents), and errors are shown through {@linkcode ManagedIdentityError}'s message,
+ * which never holds a secret. Every value from an endpoint, a file, the environment or the
+ * command line is printed with its control, format and separator characters escaped (`\x1b`,
+ * `\x9b`, `\u202e`): none reaches the terminal raw. The access token `azmi token` prints is the
+ * one value printed as it came.
  *
  * @example Run a command in-process and read its output
  * ```ts
@@ -35,7 +39,8 @@
 
 import { ManagedIdentityError } from "../mod.ts";
 import { isHelp, UsageError } from "./cli/args.ts";
-import { errorLine, EXIT_CODES, exitCodeOf, oneLine } from "./cli/common.ts";
+import { errorLine, EXIT_CODES, exitCodeOf, printable } from "./cli/common.ts";
+import { visible } from "./redact.ts";
 import { detectCommand } from "./cli/detect.ts";
 import { doctorCommand } from "./cli/doctor.ts";
 import { emulateCommand } from "./cli/emulate.ts";
@@ -147,14 +152,15 @@ export async function main(args: string[], io: CliIo): Promise<number> {
     const prefix = command !== undefined && Object.hasOwn(COMMANDS, command) ? `azmi ${command}` : "azmi";
     if (error instanceof UsageError) {
       const help = error.command === undefined ? "azmi --help" : `azmi ${error.command} --help`;
-      io.stderr(`${prefix}: ${error.message}\nRun "${help}" for usage.\n`);
+      // A usage error quotes the argument it refuses: escaped, as everything a command prints.
+      io.stderr(`${prefix}: ${visible(error.message)}\nRun "${help}" for usage.\n`);
       return EXIT_CODES.usage;
     }
     if (error instanceof ManagedIdentityError) {
       io.stderr(errorLine(prefix, error));
       return exitCodeOf(error);
     }
-    io.stderr(`${prefix}: ${oneLine(error instanceof Error ? error.message : String(error))}\n`);
+    io.stderr(`${prefix}: ${printable(error instanceof Error ? error.message : String(error))}\n`);
     return EXIT_CODES.failed;
   }
 }

@@ -7,7 +7,9 @@
  * percent-encoding, HTML character references, repeatedly), so that a secret echoed in any of
  * those notations is found and cut out, also with control or format characters (and, for a
  * long secret, whitespace) between its characters; then token-like runs are cut, control and
- * format characters dropped, and the result shortened.
+ * format characters dropped, and the result shortened. {@linkcode visible} escapes, rather than
+ * drops, what a terminal must not be sent raw: the CLI prints every value through it, and the
+ * Azure Arc rules quote a path with it.
  * @module
  */
 
@@ -266,4 +268,35 @@ export function endpointText(text: string, secrets: readonly string[] = [], max 
     .trim();
   if (flat.length > max) return `${flat.slice(0, max)}...`;
   return cut && flat !== "" ? `${flat}...` : flat;
+}
+
+// What a terminal must never be sent raw: control characters (C0, DEL, C1), format characters
+// (bidirectional controls, zero-width characters, the BOM, the soft hyphen, tag characters), the
+// line and paragraph separators, and lone surrogates.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\u2028\u2029]/gu;
+// Each one's escape, made once: at most the few thousand characters the pattern names.
+const ESCAPES = new Map<string, string>();
+
+/**
+ * `text` with every character that `UNPRINTABLE` names escaped visibly: `\x1b`, `\x9b` up to
+ * U+00FF, `\u202e` in the BMP, `\u{e0041}` beyond. Everything else, backslashes included, is
+ * left as it is: the result is for a person or a terminal to read, not to be decoded. One pass
+ * of a one-character pattern, linear in the text's length (a pattern for runs, `[...]+` with the
+ * `u` flag, throws RangeError on Deno and Node, V8's stack overflowing, on a run of 8 million U+202E).
+ */
+export function visible(text: string): string {
+  return text.replace(UNPRINTABLE, (char) => {
+    let escape = ESCAPES.get(char);
+    if (escape === undefined) {
+      const code = char.codePointAt(0)!;
+      const hex = code.toString(16);
+      escape = code < 0x100
+        ? `\\x${hex.padStart(2, "0")}`
+        : code < 0x10000
+        ? `\\u${hex.padStart(4, "0")}`
+        : `\\u{${hex}}`;
+      ESCAPES.set(char, escape);
+    }
+    return escape;
+  });
 }

@@ -558,13 +558,20 @@ describe("azmi token: hostile values in az's formats", () => {
   // deno-lint-ignore no-control-regex
   const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
 
-  test("a token type with ESC, CSI (\\x9b), DEL or a line break is escaped in JSON and YAML, refused in TSV and table", async () => {
-    for (const token_type of ["Bearer\x1b[31m", "Bearer\x9b31m", "Bearer\x7f", "Bearer\nEvil", "Bearer\tEvil"]) {
+  test("a token type with ESC, CSI (\\x9b), DEL or a line break is printed visibly escaped in every format", async () => {
+    const cases = [
+      ["Bearer\x1b[31m", "Bearer\\x1b[31m"],
+      ["Bearer\x9b31m", "Bearer\\x9b31m"],
+      ["Bearer\x7f", "Bearer\\x7f"],
+      ["Bearer\nEvil", "Bearer\\x0aEvil"],
+      ["Bearer\tEvil", "Bearer\\x09Evil"],
+    ] as const;
+    for (const [token_type, shown] of cases) {
       const fetch = answering({ access_token: jwt({ tid }), expires_in: 3600, token_type });
       const json = await run(["token", "--resource", "https://vault.azure.net"], { env: APP_SERVICE, fetch });
       assert.equal(json.code, EXIT_CODES.ok, json.err);
       assert.doesNotMatch(json.out, RAW_CONTROL, "no raw control character");
-      assert.equal(JSON.parse(json.out).tokenType, token_type, "the same value, escaped");
+      assert.equal(JSON.parse(json.out).tokenType, shown, "escaped visibly, as every printed value");
       const yaml = await run(["token", "--resource", "https://vault.azure.net", "-o", "yaml"], {
         env: APP_SERVICE,
         fetch,
@@ -572,7 +579,35 @@ describe("azmi token: hostile values in az's formats", () => {
       assert.equal(yaml.code, EXIT_CODES.ok, yaml.err);
       assert.doesNotMatch(yaml.out, RAW_CONTROL);
       const line = yaml.out.split("\n").find((each) => each.startsWith("tokenType: "))!;
-      assert.equal(JSON.parse(line.slice("tokenType: ".length)), token_type, "a double-quoted YAML scalar");
+      assert.ok(line.includes(shown.replaceAll("\\", "\\\\")) || line.includes(shown), line);
+      for (const format of ["tsv", "table"]) {
+        const printed = await run(["token", "--resource", "https://vault.azure.net", "-o", format], {
+          env: APP_SERVICE,
+          fetch,
+        });
+        assert.equal(printed.code, EXIT_CODES.ok, `${format}: ${printed.err}`);
+        assert.doesNotMatch(printed.out.replaceAll("\t", " "), RAW_CONTROL, `${format}: only TSV's own tabs`);
+        assert.ok(printed.out.includes(shown), `${format}: ${printed.out}`);
+        if (format === "tsv") assert.equal(printed.out.split("\t").length, 6, "no column shifted");
+      }
+    }
+  });
+
+  test("an access token with a control character is escaped in JSON and YAML, refused in TSV and table", async () => {
+    for (const access_token of ["eyJ\x1b[31m", "eyJ\x9b31m", "eyJ\tEvil", "eyJ\nEvil"]) {
+      const fetch = answering({ access_token, expires_in: 3600 });
+      const json = await run(["token", "--resource", "https://vault.azure.net"], { env: APP_SERVICE, fetch });
+      assert.equal(json.code, EXIT_CODES.ok, json.err);
+      assert.doesNotMatch(json.out, RAW_CONTROL, "no raw control character");
+      assert.equal(JSON.parse(json.out).accessToken, access_token, "the same value, escaped");
+      const yaml = await run(["token", "--resource", "https://vault.azure.net", "-o", "yaml"], {
+        env: APP_SERVICE,
+        fetch,
+      });
+      assert.equal(yaml.code, EXIT_CODES.ok, yaml.err);
+      assert.doesNotMatch(yaml.out, RAW_CONTROL);
+      const line = yaml.out.split("\n").find((each) => each.startsWith("accessToken: "))!;
+      assert.equal(JSON.parse(line.slice("accessToken: ".length)), access_token, "a double-quoted YAML scalar");
       for (const format of ["tsv", "table"]) {
         const refused = await run(["token", "--resource", "https://vault.azure.net", "-o", format], {
           env: APP_SERVICE,
@@ -580,14 +615,14 @@ describe("azmi token: hostile values in az's formats", () => {
         });
         assert.equal(refused.code, EXIT_CODES.failed, format);
         assert.equal(refused.out, "");
-        assert.match(refused.err, new RegExp(`^azmi token: -o ${format} cannot print tokenType: it holds a control`));
+        assert.match(refused.err, new RegExp(`^azmi token: -o ${format} cannot print accessToken: it holds a control`));
       }
       // A --query that leaves the field out prints the rest.
-      const token = await run(["token", "--resource", "https://vault.azure.net", "--query", "tenant", "-o", "tsv"], {
+      const type = await run(["token", "--resource", "https://vault.azure.net", "--query", "tokenType", "-o", "tsv"], {
         env: APP_SERVICE,
         fetch,
       });
-      assert.equal(token.out, `${tid}\n`);
+      assert.equal(type.out, "Bearer\n");
     }
   });
 

@@ -1,6 +1,10 @@
 /**
  * What every `azmi` command shares: the exit codes, which one a library error maps to, the
- * one line an error is printed as, and the whole command's deadline (`--timeout`).
+ * one line an error is printed as, JSON as it is printed, and the whole command's deadline
+ * (`--timeout`). Every value from an endpoint, a file, the environment or the command line is
+ * printed through `visible()` (src/redact.ts, shared with the library's errors), which escapes
+ * control, format and separator characters (`\x1b`, `\x9b`, `\u202e`); the access token that
+ * `azmi token` was asked for is the one value printed as it came.
  * {@linkcode EXIT_CODES} is declared here rather than in `cli.ts`, which re-exports it, so that
  * the command modules can use it without importing the entry point (no import cycle).
  * @module
@@ -8,6 +12,7 @@
 
 import { CredentialUnavailableError, ManagedIdentityError } from "../../mod.ts";
 import type { Source } from "../../mod.ts";
+import { visible } from "../redact.ts";
 
 /**
  * What each exit code of {@linkcode main} means, for scripts that branch on it.
@@ -61,12 +66,31 @@ export function oneLine(text: string): string {
   return text.replace(/\s+/g, (run) => /[\r\n]/.test(run) ? " " : run);
 }
 
+/** `text` on one line, with every control, format or separator character left in it escaped visibly. */
+export function printable(text: string): string {
+  return visible(oneLine(text));
+}
+
 /**
- * The one line a library error is printed as, after `prefix` (`azmi token`): its message and
- * code; for `unavailable`, first that there is no managed identity here (exit code 3).
+ * `value` as indented JSON that a terminal can print: JSON escapes C0 controls itself; DEL, C1
+ * controls, format and separator characters become `\uXXXX` escapes too, so the values read
+ * back exactly as they were.
+ */
+export function jsonText(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/[\x7f-\x9f\p{Cf}\u2028\u2029]/gu, (char) => {
+    let escaped = "";
+    for (let i = 0; i < char.length; i++) escaped += `\\u${char.charCodeAt(i).toString(16).padStart(4, "0")}`;
+    return escaped;
+  });
+}
+
+/**
+ * The one line a library error is printed as, after `prefix` (`azmi token`): its message
+ * (escaped by {@linkcode printable}) and code; for `unavailable`, first that there is no managed
+ * identity here (exit code 3).
  */
 export function errorLine(prefix: string, error: ManagedIdentityError): string {
-  const message = oneLine(error.message);
+  const message = printable(error.message);
   if (error.code === "unavailable") {
     // The library's own wording may say so already ("No managed identity endpoint here: ...").
     return `${prefix}: no managed identity here: ${

@@ -13,13 +13,23 @@ import type { CliIo } from "../cli.ts";
 import { envReader } from "../env.ts";
 import { ARC_DEFAULT_ENDPOINT } from "../sources/azure_arc.ts";
 import { IMDS_HOST } from "../sources/imds.ts";
+import { withoutUserinfo } from "../sources/source.ts";
 import { ENTRA_AUTHORITY_HOST } from "../sources/workload_identity.ts";
+import { visible } from "../redact.ts";
 import { noPositionals, parseArgs } from "./args.ts";
-import { EXIT_CODES } from "./common.ts";
+import { EXIT_CODES, jsonText } from "./common.ts";
 
 /** The variables whose values are secrets: never printed. */
 const SECRET_VARIABLES: ReadonlySet<string> = new Set(["IDENTITY_HEADER", "MSI_SECRET"]);
 const REDACTED = "<set, redacted>";
+/** The variables that hold URLs: shown without their `user:password@` part. */
+const URL_VARIABLES: ReadonlySet<string> = new Set([
+  "IDENTITY_ENDPOINT",
+  "MSI_ENDPOINT",
+  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+  "AZURE_AUTHORITY_HOST",
+  "IMDS_ENDPOINT",
+]);
 /** IMDS's token path below its host (src/sources/imds.ts builds the same path, but does not export it). */
 const IMDS_PATH = "/metadata/identity/oauth2/token";
 
@@ -38,9 +48,9 @@ const ALL_VARIABLES: readonly string[] = [...new Set(Object.values(SOURCE_VARIAB
 /** What was detected, and why. */
 export interface Detection {
   readonly source: Source;
-  /** Variable name to the value to show (secrets redacted), in detection order. */
+  /** Variable name to the value to show (secrets redacted, URLs without `user:password@`), in detection order. */
   readonly variables: Readonly<Record<string, string>>;
-  /** The token endpoint the client will call. */
+  /** The token endpoint the client will call, without `user:password@`. */
   readonly endpoint: string;
   /** Why, when no variable explains it. */
   readonly note?: string;
@@ -60,7 +70,8 @@ export function detect(io: CliIo, clientId?: string): Detection {
   const variables: Record<string, string> = {};
   for (const name of SOURCE_VARIABLES[source]) {
     const value = read(name);
-    if (value !== undefined) variables[name] = SECRET_VARIABLES.has(name) ? REDACTED : value;
+    if (value === undefined) continue;
+    variables[name] = SECRET_VARIABLES.has(name) ? REDACTED : URL_VARIABLES.has(name) ? withoutUserinfo(value) : value;
   }
   let endpoint: string;
   let note: string | undefined;
@@ -99,7 +110,7 @@ export function detect(io: CliIo, clientId?: string): Detection {
   }
   const used = new Set(Object.keys(variables));
   const ignored = ALL_VARIABLES.filter((name) => !used.has(name) && read(name) !== undefined);
-  return { source, variables, endpoint, ignored, ...(note ? { note } : {}) };
+  return { source, variables, endpoint: withoutUserinfo(endpoint), ignored, ...(note ? { note } : {}) };
 }
 
 function detectionLine(detection: Detection): string {
@@ -108,16 +119,16 @@ function detectionLine(detection: Detection): string {
   return `${detection.source} (${parts.join(", ")})`;
 }
 
-/** `azmi detect [--json]`: the detection as one line, or as JSON. */
+/** `azmi detect [--json]`: the detection as one line, or as JSON; either escaped (see `visible()`, `jsonText()`). */
 export function detectCommand(args: readonly string[], io: CliIo): number {
   const parsed = parseArgs("detect", args, { json: null });
   noPositionals("detect", parsed);
   const detection = detect(io);
   if (parsed.switches.has("json")) {
     const { source, variables, endpoint, note } = detection;
-    io.stdout(`${JSON.stringify({ source, variables, endpoint, ...(note ? { note } : {}) }, null, 2)}\n`);
+    io.stdout(`${jsonText({ source, variables, endpoint, ...(note ? { note } : {}) })}\n`);
   } else {
-    io.stdout(`${detectionLine(detection)}\n`);
+    io.stdout(`${visible(detectionLine(detection))}\n`);
   }
   return EXIT_CODES.ok;
 }

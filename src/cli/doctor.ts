@@ -12,13 +12,13 @@ import type { FetchLike, IdentityOptions, Source } from "../../mod.ts";
 import { ARC_LINUX_TOKEN_DIRECTORY } from "../arc_key.ts";
 import type { CliIo } from "../cli.ts";
 import { readClaims } from "../emulator/mod.ts";
-import { endpointText } from "../redact.ts";
+import { endpointText, visible } from "../redact.ts";
 import { networkReason, refusedFlag } from "../failure.ts";
 import { SOURCES } from "../sources/index.ts";
 import { defaultFetch } from "../transport.ts";
 import { IDENTITY_FLAGS, identityOf, onePositional, parseArgs, TIMEOUT_FLAG, timeoutOf } from "./args.ts";
 import { checkedResource } from "./args.ts";
-import { deadlineError, EXIT_CODES, exitCodeOf, startDeadline } from "./common.ts";
+import { deadlineError, EXIT_CODES, exitCodeOf, printable, startDeadline } from "./common.ts";
 import { detect, type Detection } from "./detect.ts";
 import { createClient } from "./token.ts";
 
@@ -51,7 +51,9 @@ export async function doctorCommand(args: readonly string[], io: CliIo): Promise
   const identity = identityOf("doctor", parsed);
   const timeoutMs = timeoutOf("doctor", parsed) ?? DOCTOR_TIMEOUT_MS;
   const deadline = startDeadline(timeoutMs);
-  const out = (line = "") => io.stdout(`${line}\n`);
+  // Every line is escaped: it may quote the environment (variables, an error about them), the
+  // endpoint (the token type, claims, an error's excerpt) or the command line (resource, IDs).
+  const out = (line = "") => io.stdout(`${visible(line)}\n`);
   const finish = (code: number, summary: string) => {
     out();
     out(`Result: ${summary} (exit code ${code})`);
@@ -62,7 +64,7 @@ export async function doctorCommand(args: readonly string[], io: CliIo): Promise
   const failure = (error: unknown, source: Source | undefined) => {
     if (source) error = deadlineError(error, deadline, source, answered()) ?? error;
     if (!(error instanceof ManagedIdentityError)) throw error;
-    out(`   Failed (${error.code}): ${error.message}`);
+    out(`   Failed (${error.code}): ${printable(error.message)}`);
     out(`   What to do: ${advice(error, source, identity)}`);
     return exitCodeOf(error);
   };

@@ -1,9 +1,10 @@
 /**
  * `azmi emulate`: runs the library's emulator of every source on loopback, prints the shell
- * variables that point a client at it (quoted for a POSIX shell), and stops on a signal. Also
- * the check that Azure Arc's key directory and workload identity's token directory are
- * writable, and the choice of sources by name. The federated token file's path is printed, its
- * contents never.
+ * variables that point a client at it (quoted for a POSIX shell; every line escaped, see
+ * `visible()`, and no variable printed whose value a shell line cannot carry as it is), and
+ * stops on a signal. Also the check that Azure Arc's key directory and workload identity's
+ * token directory are writable, and the choice of sources by name. The federated token file's
+ * path is printed, its contents never.
  * @module
  */
 
@@ -14,7 +15,8 @@ import { ALL_SOURCES, serve } from "../emulator/mod.ts";
 import type { RunningEmulator } from "../emulator/mod.ts";
 import { loadBuiltin } from "../runtime.ts";
 import { noPositionals, parseArgs, UsageError, wholeNumber } from "./args.ts";
-import { EXIT_CODES } from "./common.ts";
+import { EXIT_CODES, printable } from "./common.ts";
+import { visible } from "../redact.ts";
 
 /** Aliases of `--source`, beside the Source names themselves (any case). */
 const SOURCE_ALIASES: ReadonlyMap<string, Source> = new Map<string, Source>([
@@ -152,6 +154,18 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
   const seconds = (name: string) => wholeNumber("emulate", parsed, name, "a whole number of seconds", 1, 315_360_000);
   const lifetimeSeconds = seconds("lifetime") ?? 3600;
   const refreshInSeconds = seconds("refresh-in");
+  // A path printed in a comment or an export line must print as it is: no control, format or
+  // separator character (a line feed would end the comment, and the next line would be run).
+  for (const flag of ["arc-key-dir", "federated-token-dir"]) {
+    const value = parsed.values.get(flag);
+    if (value !== undefined && visible(value) !== value) {
+      throw new UsageError(
+        `Flag "--${flag}" expects a directory whose path holds no control, format or separator character: ` +
+          `got "${visible(value)}"`,
+        "emulate",
+      );
+    }
+  }
   const arcKeyDirectory = parsed.values.get("arc-key-dir") ?? ARC_LINUX_TOKEN_DIRECTORY;
   // Without the flag, a new directory in the system's temporary directory.
   const federatedTokenDirectory = parsed.values.get("federated-token-dir");
@@ -195,12 +209,23 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
   } catch (error) {
     io.stderr(
       `azmi emulate: cannot start the emulator${port ? ` on port ${port}` : ""}: ${
-        error instanceof Error ? error.message : String(error)
+        printable(error instanceof Error ? error.message : String(error))
       }\n`,
     );
     return EXIT_CODES.failed;
   }
   try {
+    // The temporary directory (TMPDIR) names the federated token file's: an export line must
+    // carry its value exactly, so one that would print escaped is refused, not printed wrong.
+    for (const [name, value] of Object.values(running.env).flatMap((env) => Object.entries(env ?? {}))) {
+      if (visible(value) !== value) {
+        io.stderr(
+          `azmi emulate: ${name} would print as "${visible(value)}": a control, format or separator character ` +
+            "cannot go in an export line as it is; point TMPDIR (or --federated-token-dir) at a directory without one\n",
+        );
+        return EXIT_CODES.configuration;
+      }
+    }
     const lines: string[] = [];
     const comment = (text = "") => lines.push(text ? `# ${text}` : "#");
     comment(`azmi emulate: ${sources.length === 1 ? "an emulated endpoint" : "emulated endpoints"} on loopback.`);
@@ -252,7 +277,7 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
         refreshInSeconds === undefined ? "" : ` and carry refresh_in ${refreshInSeconds} s`
       }. Running until Ctrl+C (SIGINT) or SIGTERM.`,
     );
-    io.stdout(`${lines.join("\n")}\n`);
+    io.stdout(`${lines.map(visible).join("\n")}\n`);
     const why = await stopped(io.until);
     io.stderr(`azmi emulate: ${why === "stopped" ? "stopped" : `${why} received, stopping`}\n`);
   } finally {

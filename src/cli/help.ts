@@ -100,8 +100,10 @@ export const DETECT_HELP: string = `Usage: azmi detect [--json]
 
 Tells which managed identity source this environment has and which variables led to it,
 without touching the network. Secret values (IDENTITY_HEADER, MSI_SECRET) are never shown:
-they appear as <set, redacted>. For workload identity, AZURE_FEDERATED_TOKEN_FILE's path is
-shown; the file is not read.
+they appear as <set, redacted>; URLs appear without their user:password@ part ([redacted]@).
+For workload identity, AZURE_FEDERATED_TOKEN_FILE's path is shown; the file is not read.
+Control, format and separator characters in a value are shown escaped (\\x1b, \\u202e); with
+--json, as JSON's \\u escapes.
 
 Options:
   --json              print { source, variables, endpoint, note? }

@@ -6,7 +6,8 @@
  */
 
 import { ManagedIdentityClient, TokenCache } from "../../mod.ts";
-import type { FetchLike, IdentityOptions, TokenResult } from "../../mod.ts";
+import type { FetchLike, IdentityOptions, ManagedIdentityClientOptions, TokenResult } from "../../mod.ts";
+import { INTERNAL, internalOptions } from "../internal.ts";
 import type { CliIo } from "../cli.ts";
 import { SOURCES } from "../sources/index.ts";
 import { defaultFetch } from "../transport.ts";
@@ -36,6 +37,7 @@ import {
   unknownFields,
 } from "./az.ts";
 import { deadlineError, EXIT_CODES, startDeadline } from "./common.ts";
+import { visible } from "../redact.ts";
 
 /** `azmi token`'s deadline without `--timeout`: see {@linkcode tokenCommand}. */
 export const TOKEN_TIMEOUT_MS = 20_000;
@@ -72,7 +74,9 @@ export function createClient(
       timeoutMs,
       cache: new TokenCache(),
       ...(retry ? {} : { retry: false }),
-    });
+      // The internal seam, for tests only (never set outside this repository).
+      [INTERNAL]: internalOptions(io),
+    } as ManagedIdentityClientOptions);
   try {
     const client = make(io.fetch);
     if (client.source !== "DefaultToIMDS") return { client, answered: () => true };
@@ -153,6 +157,9 @@ export async function tokenCommand(args: readonly string[], io: CliIo): Promise<
     }
     throw ended ?? error;
   }
+  // Beside the token, what the endpoint chose, escaped for every format (the token itself, asked
+  // for, is printed as it came; TSV and a table refuse one holding a control character).
+  result = { ...result, tokenType: visible(result.tokenType) };
   if (output === undefined) {
     io.stdout(`${result.accessToken}\n`);
     return EXIT_CODES.ok;

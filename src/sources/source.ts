@@ -187,13 +187,14 @@ export function isLoopback(url: URL): boolean {
  * Reads an endpoint variable as an absolute http(s) URL, refusing credentials in it (a runtime
  * would send them as `Authorization: Basic`) and, under the `local` rule, a host that is not on
  * this machine or its private network ({@linkcode isLocalHost}), so that a secret header is never
- * sent elsewhere. The value is quoted in errors without any user information it holds.
+ * sent elsewhere. The value is quoted in errors without any user information it holds
+ * ({@linkcode withoutUserinfo}).
  *
  * @throws {ManagedIdentityError} `invalid_configuration`, naming the variable and the rule.
  */
 export function endpointUrl(source: Source, name: string, value: string | undefined, rule: HostRule = "local"): URL {
   const url = value === undefined ? null : URL.parse(value);
-  const shown = value === undefined ? "nothing" : `"${value.replace(/\/\/[^/?#]*@/, "//[redacted]@")}"`;
+  const shown = value === undefined ? "nothing" : `"${withoutUserinfo(value)}"`;
   const refuse = (why: string) =>
     new ManagedIdentityError("invalid_configuration", `${name} must be ${why}: got ${shown}`, { source });
   if (url?.protocol !== "http:" && url?.protocol !== "https:") throw refuse("an http: or https: URL");
@@ -208,6 +209,24 @@ export function endpointUrl(source: Source, name: string, value: string | undefi
     );
   }
   return url;
+}
+
+// A URL's credentials, wherever a URL parser (WHATWG) could find them, and more: after the blanks
+// it strips, a scheme and the slashes or backslashes after it (an http: URL needs none, tabs and
+// line breaks it removes), everything up to the value's last "@". An endpoint has no "@" of its
+// own, and a password holding "/", "?" or "#" makes a URL no parser reads, which must not show it
+// either. `(?=(x*))\1` is an atomic `x*`, so that no run is rescanned from each of its positions:
+// one pass and one step back, linear.
+const USERINFO = /^(?=([\0- ]*))\1((?:[a-z][\w+.\-\t\n\r]*:)?)(?=([/\\\t\n\r]*))\3[\s\S]*@/i;
+
+/**
+ * `value` with a URL's `user:password@` replaced by `[redacted]@`: in every notation a URL parser
+ * reads as credentials (`http:\\user:pw@host`, `http:user:pw@host`, tabs inside) and in a value
+ * that no parser reads (`http://user:pa/ss@host`), everything after the scheme up to the last
+ * `@` goes. A value without `@` is unchanged.
+ */
+export function withoutUserinfo(value: string): string {
+  return value.replace(USERINFO, "$1$2$3[redacted]@");
 }
 
 /** The endpoint that a source's variable names now, checked by {@linkcode endpointUrl}. */
