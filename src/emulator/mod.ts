@@ -28,7 +28,7 @@ export { DEV_CA_CERTIFICATE, DEV_CERTIFICATE_THUMBPRINT } from "./dev_cert.ts";
 export { createEmulator, EMULATED_API_VERSIONS, EMULATED_HOST_RESOURCE_IDS } from "./emulator.ts";
 export type { EmulatedRequest, Emulator, EmulatorOptions } from "./emulator.ts";
 export type { Fault } from "./faults.ts";
-export { ALL_SOURCES, pemThumbprint, serve } from "./serve.ts";
+export { ALL_SOURCES, BODY_DEADLINE_MS, MAX_REQUEST_BODY_BYTES, pemThumbprint, serve } from "./serve.ts";
 export type { RunningEmulator, ServeOptions } from "./serve.ts";
 export { createSigningKey } from "./signing.ts";
 export type { EmulatorJwk, EmulatorJwks, EmulatorSigningKey } from "./signing.ts";

@@ -6,6 +6,12 @@
  * workload identity's Entra endpoint over plain HTTP on loopback (which the client allows for an
  * authority host), with its federated token file. Every server also answers the OpenID
  * configuration and the keys that validate the emulator's tokens (discovery.ts).
+ *
+ * Whatever a client sends, a server answers or drops the request and goes on serving: a request
+ * the emulator cannot turn into a Web `Request` (a method such as `TRACE`, a Host that is not a
+ * host and port) is refused with a 4xx before any handler sees it, a body is read up to
+ * {@linkcode MAX_REQUEST_BODY_BYTES} and no further (413), within {@linkcode BODY_DEADLINE_MS}
+ * (408), a client that hangs up costs nothing, and a handler that throws is a 500.
  * @module
  */
 
@@ -74,6 +80,185 @@ interface Listening {
   close(): Promise<void>;
 }
 
+/**
+ * The largest request body the servers read, 64 KiB: every protocol's request fits many times
+ * over (Entra's form with a federated token is a few KB). A larger body is refused with 413, at
+ * once when its Content-Length says so, else as soon as one byte more has arrived; no more than
+ * this is ever held for one request.
+ */
+export const MAX_REQUEST_BODY_BYTES = 65_536;
+
+/** How long a request's body may take to arrive once its head has: then 408. */
+export const BODY_DEADLINE_MS = 10_000;
+
+// node:http's own deadlines, shorter than its defaults (60 s for a head, 300 s for a request).
+const HEAD_DEADLINE_MS = 10_000;
+const REQUEST_DEADLINE_MS = 30_000;
+/**
+ * After a refusal sent before the body was read (413, 408), how long node:http keeps discarding
+ * what the client still sends before closing: closing at once could reset the connection before
+ * the client has read the refusal.
+ */
+const LINGER_MS = 1_000;
+
+/** Methods a Web Request cannot carry, none of which the emulator serves. */
+const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A Host header: a DNS name or IPv4 address, or an IPv6 address in brackets, then an optional port. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._-]{1,253})(?::([0-9]{1,5}))?$/;
+
+function validHost(value: string): boolean {
+  const match = HOST.exec(value);
+  return match !== null && (match[1] === undefined || Number(match[1]) <= 65_535);
+}
+
+/** A refusal before any handler: JSON in IMDS's error shape, with the connection closed after it. */
+function refusal(status: number, error: string, description: string, headers: Record<string, string> = {}): Response {
+  return Response.json({ error, error_description: description }, {
+    status,
+    headers: { connection: "close", ...headers },
+  });
+}
+
+const REFUSALS = {
+  400: () =>
+    refusal(400, "invalid_request", "The request ended before its body did, or is not one the emulator can read"),
+  408: () => refusal(408, "request_timeout", `The request body took longer than ${BODY_DEADLINE_MS} ms to arrive`),
+  413: () =>
+    refusal(
+      413,
+      "request_too_large",
+      `The request body is larger than the emulator reads, ${MAX_REQUEST_BODY_BYTES} bytes`,
+    ),
+} as const;
+
+/** What a server hands over: the parts of a request, not yet checked. */
+interface Arrival {
+  readonly method: string;
+  /** The request's URL; empty when the server could not make one. */
+  readonly url: string;
+  readonly headers: Headers;
+  readonly body: ReadableStream<Uint8Array> | null;
+  /**
+   * The signal that aborts when the client goes away, read only when the handler reads it: on
+   * Deno, reading a Deno.serve request's signal at all logs a warning about its legacy abort.
+   */
+  signal(): AbortSignal;
+}
+
+/** Reads a body up to `cap` bytes within `deadlineMs`: the bytes, or the status that refuses it. */
+async function readBody(
+  body: ReadableStream<Uint8Array>,
+  cap: number,
+  deadlineMs: number,
+): Promise<Uint8Array<ArrayBuffer> | keyof typeof REFUSALS> {
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  let done = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), deadlineMs));
+  try {
+    while (!done) {
+      const next = await Promise.race([reader.read(), late]);
+      if (next === "late") return 408;
+      if (next.done) {
+        done = true;
+      } else {
+        size += next.value.byteLength;
+        // What arrived past the cap is dropped with the rest: nothing more is read.
+        if (size > cap) return 413;
+        parts.push(next.value);
+      }
+    }
+  } catch {
+    return 400; // the client hung up mid-body, or sent a broken one
+  } finally {
+    clearTimeout(timer);
+    if (!done) reader.cancel().catch(() => {});
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.byteLength;
+  }
+  return bytes;
+}
+
+/** Checks what arrived and reads its body: the Request for the handler, or the refusal. */
+async function admit(arrival: Arrival): Promise<Request | Response> {
+  const { method, headers } = arrival;
+  const refuse = (response: Response) => {
+    arrival.body?.cancel().catch(() => {});
+    return response;
+  };
+  if (!METHOD.test(method) || FORBIDDEN_METHODS.has(method.toUpperCase())) {
+    return refuse(
+      refusal(405, "method_not_allowed", "The emulator does not serve this method", { allow: "GET, HEAD, POST" }),
+    );
+  }
+  const host = headers.get("host");
+  if (host !== null && !validHost(host)) {
+    return refuse(refusal(400, "invalid_request", "The Host header is not a host name or address and a port"));
+  }
+  let url: URL;
+  try {
+    url = new URL(arrival.url);
+  } catch {
+    return refuse(refusal(400, "invalid_request", "The request target is not a path on this server"));
+  }
+  const length = headers.get("content-length");
+  if (length !== null) {
+    if (!/^[0-9]+$/.test(length)) {
+      return refuse(refusal(400, "invalid_request", "The Content-Length header is not a number"));
+    }
+    // At once, before any of the body is read.
+    if (length.length > 15 || Number(length) > MAX_REQUEST_BODY_BYTES) return refuse(REFUSALS[413]());
+  }
+  let body: Uint8Array<ArrayBuffer> | undefined;
+  if (arrival.body) {
+    const read = await readBody(arrival.body, MAX_REQUEST_BODY_BYTES, BODY_DEADLINE_MS);
+    if (typeof read === "number") return REFUSALS[read]();
+    body = read;
+  }
+  const bodyless = ["GET", "HEAD"].includes(method.toUpperCase());
+  const request = new Request(url, { method, headers, body: bodyless ? undefined : body });
+  Object.defineProperty(request, "signal", { get: arrival.signal, configurable: true });
+  return request;
+}
+
+/**
+ * The handler behind every server: each request checked and its body read within bounds first,
+ * refused with a 4xx when it cannot be served, and a 500 when the handler throws.
+ */
+function guard(handler: Handler): (arrival: Arrival) => Promise<Response> {
+  return async (arrival) => {
+    let admitted: Request | Response;
+    try {
+      admitted = await admit(arrival);
+    } catch {
+      admitted = refusal(400, "invalid_request", "The emulator cannot read this request");
+    }
+    if (admitted instanceof Response) return admitted;
+    try {
+      return await handler(admitted);
+    } catch (error) {
+      // Not the runtime's own 500 (Deno logs a stack trace, Bun sends a page and exits 1 at the end).
+      return Response.json({ error: "emulator_error", error_description: String(error) }, { status: 500 });
+    }
+  };
+}
+
+/** A Web Request's parts, as Deno.serve and Bun.serve give them. */
+const arrivalOf = (request: Request): Arrival => ({
+  method: request.method,
+  url: request.url,
+  headers: request.headers,
+  body: request.body,
+  signal: () => request.signal,
+});
+
 /** The SHA-1 thumbprint (upper-case hex) of a PEM certificate. */
 export async function pemThumbprint(pem: string): Promise<string> {
   const base64 = pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
@@ -93,80 +278,169 @@ interface BunView {
     hostname: string;
     port: number;
     fetch: Handler;
+    error: () => Response;
+    development: boolean;
     tls?: { cert: string; key: string };
   }): { port: number; stop(force?: boolean): unknown };
 }
 interface NodeServer {
   listen(port: number, hostname: string, callback: () => void): void;
   once(event: "error", listener: (error: Error) => void): void;
+  on(event: "error", listener: (error: Error) => void): void;
+  on(event: "checkContinue", listener: NodeListener): void;
   address(): { port: number };
   close(callback: () => void): void;
   closeAllConnections?(): void;
 }
-interface NodeRequest extends AsyncIterable<Uint8Array<ArrayBuffer>> {
+interface NodeRequest {
   method?: string;
   url?: string;
   headers: Record<string, string | string[] | undefined>;
-  on(event: "close", listener: () => void): void;
+  rawHeaders: string[];
+  complete: boolean;
+  socket: { destroy(): void };
+  on(event: "data", listener: (chunk: Uint8Array) => void): unknown;
+  on(event: "end" | "close", listener: () => void): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
 }
 interface NodeResponse {
   writeHead(status: number, headers: Record<string, string>): void;
-  write(chunk: Uint8Array): void;
+  writeContinue(): void;
+  write(chunk: Uint8Array): boolean;
   end(): void;
   destroy(): void;
-  writableEnded: boolean;
+  writableFinished: boolean;
+  on(event: "close", listener: () => void): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  once(event: "drain" | "close", listener: () => void): unknown;
 }
 type NodeListener = (request: NodeRequest, response: NodeResponse) => void;
 interface NodeHttp {
-  createServer(listener: NodeListener): NodeServer;
-  createServer(options: { cert: string; key: string }, listener: NodeListener): NodeServer;
+  createServer(options: NodeServerOptions, listener: NodeListener): NodeServer;
+}
+interface NodeServerOptions {
+  headersTimeout: number;
+  requestTimeout: number;
+  cert?: string;
+  key?: string;
 }
 
-/** Adapts a Web handler to node:http: a Request in, the Response streamed out. */
-function nodeListener(handler: Handler, scheme: string): NodeListener {
-  return async (incoming, outgoing) => {
+/**
+ * node:http's request body as a Web stream that reads only as fast as it is read (the socket is
+ * paused in between) and stops reading when cancelled; a client that hangs up mid-body errors it.
+ */
+function nodeBody(incoming: NodeRequest): ReadableStream<Uint8Array> {
+  let open = true;
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      incoming.on("data", (chunk) => {
+        if (!open) return; // cancelled: what still comes is discarded
+        controller.enqueue(chunk);
+        if ((controller.desiredSize ?? 0) <= 0) incoming.pause();
+      });
+      incoming.on("end", () => {
+        if (open) controller.close();
+        open = false;
+      });
+      incoming.on("close", () => {
+        if (open) controller.error(new Error("The client hung up before the body ended"));
+        open = false;
+      });
+    },
+    pull() {
+      if (open) incoming.resume();
+    },
+    cancel() {
+      open = false;
+      incoming.pause();
+    },
+  });
+}
+
+/** Adapts the guarded handler to node:http: the request's parts in, the Response streamed out. */
+function nodeListener(
+  guarded: (arrival: Arrival) => Promise<Response>,
+  scheme: string,
+  authority: () => string,
+): NodeListener {
+  return (incoming, outgoing) => {
+    // A client that hangs up: its body stream errors (nodeBody), the answer goes nowhere.
+    incoming.on("error", () => {});
+    outgoing.on("error", () => {});
     const controller = new AbortController();
-    incoming.on("close", () => controller.abort());
-    const chunks: Uint8Array<ArrayBuffer>[] = [];
-    for await (const chunk of incoming) chunks.push(chunk);
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(incoming.headers)) {
-      if (typeof value === "string") headers.set(name, value);
-    }
-    const method = incoming.method ?? "GET";
-    const request = new Request(`${scheme}://${headers.get("host") ?? "localhost"}${incoming.url ?? "/"}`, {
-      method,
-      headers,
-      body: method === "GET" || method === "HEAD" ? undefined : new Blob(chunks),
-      signal: controller.signal,
+    // The client gone before the answer was complete (node's request "close" comes as soon as the
+    // body has been read, so the response's is the one that tells).
+    outgoing.on("close", () => {
+      if (!outgoing.writableFinished) controller.abort();
     });
-    let response: Response;
-    try {
-      response = await handler(request);
-    } catch (error) {
-      // As Deno.serve and Bun.serve do: a handler that throws is a 500, not a dead process.
-      response = Response.json({ error: "emulator_error", error_description: String(error) }, { status: 500 });
-    }
-    outgoing.writeHead(response.status, Object.fromEntries(response.headers));
-    try {
-      if (response.body) { for await (const chunk of response.body) outgoing.write(chunk); }
-      outgoing.end();
-    } catch {
-      outgoing.destroy(); // an emulated dropped connection
-    }
+    const answer = async () => {
+      const headers = new Headers();
+      const raw = incoming.rawHeaders;
+      for (let index = 0; index + 1 < raw.length; index += 2) headers.append(raw[index]!, raw[index + 1]!);
+      const target = incoming.url ?? "";
+      const response = await guarded({
+        method: incoming.method ?? "",
+        // Origin-form only ("/path?query"): node:http leaves the Host header to the application.
+        url: target.startsWith("/") ? `${scheme}://${headers.get("host") ?? authority()}${target}` : "",
+        headers,
+        body: nodeBody(incoming),
+        signal: () => controller.signal,
+      });
+      outgoing.writeHead(response.status, Object.fromEntries(response.headers));
+      try {
+        if (response.body) {
+          for await (const chunk of response.body) {
+            if (!outgoing.write(chunk)) {
+              await new Promise<void>((resolve) => {
+                outgoing.once("drain", resolve);
+                outgoing.once("close", resolve);
+              });
+            }
+          }
+        }
+        outgoing.end();
+      } catch {
+        outgoing.destroy(); // an emulated dropped connection
+        return;
+      }
+      if (!incoming.complete) {
+        // Refused before the body was read: discard the rest while the client reads the answer.
+        incoming.resume();
+        const timer = setTimeout(() => incoming.socket.destroy(), LINGER_MS) as { unref?: () => void };
+        timer.unref?.();
+      }
+    };
+    answer().catch(() => {
+      // Headers the Web's Headers refuse, or a server that failed mid-answer: the request is dropped.
+      outgoing.destroy();
+    });
   };
 }
 
 async function listen(handler: Handler, hostname: string, port: number, tls: boolean): Promise<Listening> {
   const runtime = globalThis as { Deno?: DenoView; Bun?: BunView };
+  const guarded = guard(handler);
   // The server certificate, then its authority: a chain a client can verify from the authority.
   const certificate = tls ? { cert: `${DEV_CERTIFICATE}${DEV_CA_CERTIFICATE}`, key: DEV_PRIVATE_KEY } : undefined;
   if (runtime.Deno) {
-    const server = runtime.Deno.serve({ hostname, port, ...certificate, onListen() {} }, handler);
+    const server = runtime.Deno.serve(
+      { hostname, port, ...certificate, onListen() {} },
+      (request) => guarded(arrivalOf(request)),
+    );
     return { port: server.addr.port, close: () => server.shutdown() };
   }
   if (runtime.Bun) {
-    const server = runtime.Bun.serve({ hostname, port, fetch: handler, ...(certificate ? { tls: certificate } : {}) });
+    const server = runtime.Bun.serve({
+      hostname,
+      port,
+      fetch: (request) => guarded(arrivalOf(request)),
+      // Never Bun's development error page (a stack trace in HTML); the guard answers errors itself.
+      development: false,
+      error: () => refusal(500, "emulator_error", "The emulator failed to answer"),
+      ...(certificate ? { tls: certificate } : {}),
+    });
     return {
       port: server.port,
       close: async () => {
@@ -178,13 +452,27 @@ async function listen(handler: Handler, hostname: string, port: number, tls: boo
     ?.getBuiltinModule;
   const http = load?.(tls ? "node:https" : "node:http") as NodeHttp | undefined;
   if (!http) throw new Error("No server is available in this runtime");
-  const listener = nodeListener(handler, tls ? "https" : "http");
-  const server = certificate ? http.createServer(certificate, listener) : http.createServer(listener);
+  let authority = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const listener = nodeListener(guarded, tls ? "https" : "http", () => authority);
+  const server = http.createServer(
+    { headersTimeout: HEAD_DEADLINE_MS, requestTimeout: REQUEST_DEADLINE_MS, ...certificate },
+    listener,
+  );
+  // Expect: 100-continue: invite the body only when its declared length is within the cap.
+  server.on("checkContinue", (incoming, outgoing) => {
+    const length = Number(incoming.headers["content-length"] ?? 0);
+    if (length <= MAX_REQUEST_BODY_BYTES) outgoing.writeContinue();
+    listener(incoming, outgoing);
+  });
   // A taken port is an "error" event on node:http: reject instead of crashing the process.
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, hostname, resolve);
   });
+  // Later "error" events (a failed accept when the process is out of file descriptors) would end
+  // the process: the server goes on listening instead.
+  server.on("error", () => {});
+  authority = `${authority}:${server.address().port}`;
   return {
     port: server.address().port,
     close: () =>
