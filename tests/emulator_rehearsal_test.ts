@@ -737,7 +737,7 @@ describe("failure rehearsal: slow and silent endpoints", () => {
       const patient = await rehearse(source, { fail: "slow=60" }, { timeoutMs: 5000 });
       assert.ok(patient.token, `${source}: ${patient.error?.message}`);
       assert.ok(performance.now() - started >= 55, `${source} answered in ${performance.now() - started} ms`);
-      const hasty = await rehearse(source, { fail: "slow=400" }, { timeoutMs: 40 });
+      const hasty = await rehearse(source, { fail: "slow=800" }, { timeoutMs: 200 });
       assert.equal(hasty.error?.code, "timeout", `${source}: ${hasty.error?.message}`);
       // Timeouts are retried on every source (docs/retries.md); Arc's challenge is answered at once.
       assert.equal(hasty.retries.length, 3, source);
@@ -746,7 +746,7 @@ describe("failure rehearsal: slow and silent endpoints", () => {
 
   test("silent: every token request goes unanswered; each attempt times out, Arc's unretried challenge once", async () => {
     for (const source of ALL_SOURCES) {
-      const result = await rehearse(source, { fail: "silent" }, { timeoutMs: 30 });
+      const result = await rehearse(source, { fail: "silent" }, { timeoutMs: 150 });
       assert.equal(result.error?.code, "timeout", `${source}: ${result.error?.message}`);
       // Arc's challenge is the first request and is never retried.
       const attempts = source === "AzureArc" ? 1 : 4;
