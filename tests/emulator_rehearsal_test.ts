@@ -199,8 +199,9 @@ async function documentedCliFlags(): Promise<string[]> {
   const task = allowFlags(config.tasks.cli!);
   assert.ok(task.length > 0, "deno task cli grants permissions");
   const readme = await readFile(join(ROOT, "README.md"), "utf8");
+  // The install line and the run-without-installing line (`... cli <command>`), not examples of one command.
   const lines = readme.split("\n").filter((line) =>
-    /^deno (install|run) .*jsr:@azmi\/managed-identity\/cli/.test(line)
+    /^deno (install -g -n azmi|run) .*jsr:@azmi\/managed-identity\/cli( <command>)?$/.test(line)
   );
   assert.equal(lines.length, 2, "the README's deno install and deno run lines for the CLI");
   for (const line of lines) assert.deepEqual(allowFlags(line), task, `the README's "${line}"`);
