@@ -3,8 +3,9 @@
  * variables that point a client at it (quoted for a POSIX shell; every line escaped, see
  * `visible()`, and no variable printed whose value a shell line cannot carry as it is), and
  * stops on a signal. Also the check that Azure Arc's key directory and workload identity's
- * token directory are writable, and the choice of sources by name. The federated token file's
- * path is printed, its contents never.
+ * token directory are writable (by writing a probe file: nothing more than the emulator itself
+ * needs, so no `--allow-sys` on Deno), the choice of sources by name, and the failures to
+ * rehearse (`--fail`). The federated token file's path is printed, its contents never.
  * @module
  */
 
@@ -12,59 +13,26 @@ import type { Source } from "../../mod.ts";
 import { ARC_LINUX_TOKEN_DIRECTORY } from "../arc_key.ts";
 import type { CliIo } from "../cli.ts";
 import { ALL_SOURCES, serve } from "../emulator/mod.ts";
-import type { RunningEmulator } from "../emulator/mod.ts";
+import type { FailureScenario, RunningEmulator } from "../emulator/mod.ts";
+import {
+  describeFailure,
+  notApplicable,
+  parseFailures,
+  type PendingFailure,
+  queueFailures,
+  SOURCE_ALIASES,
+  sourceNamed,
+} from "../emulator/faults.ts";
+import { EmulatorPermissionError } from "../emulator/permission.ts";
 import { loadBuiltin } from "../runtime.ts";
 import { noPositionals, parseArgs, UsageError, wholeNumber } from "./args.ts";
 import { EXIT_CODES, printable } from "./common.ts";
+import { checkCreatable } from "./writable.ts";
 import { visible } from "../redact.ts";
-
-/** Aliases of `--source`, beside the Source names themselves (any case). */
-const SOURCE_ALIASES: ReadonlyMap<string, Source> = new Map<string, Source>([
-  ["wi", "WorkloadIdentity"],
-  ["aks", "WorkloadIdentity"],
-  ["imds", "DefaultToIMDS"],
-  ["appservice", "AppService"],
-  ["arc", "AzureArc"],
-  ["cloudshell", "CloudShell"],
-  ["servicefabric", "ServiceFabric"],
-  ["ml", "AzureML"],
-]);
-
-function sourceNamed(name: string): Source | undefined {
-  const lower = name.toLowerCase();
-  return ALL_SOURCES.find((source) => source.toLowerCase() === lower) ?? SOURCE_ALIASES.get(lower);
-}
 
 /** A value for a POSIX shell: single-quoted, with embedded single quotes closed and escaped. */
 function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
-}
-
-interface FsView {
-  accessSync(path: string, mode: number): void;
-}
-
-/** Whether the emulator can write its files into `directory` (or create it): best effort. */
-function writableDirectory(directory: string): boolean {
-  let fs: FsView;
-  try {
-    fs = loadBuiltin<FsView>("node:fs");
-  } catch {
-    return false;
-  }
-  let path = directory;
-  for (let depth = 0; depth < 64; depth++) {
-    try {
-      fs.accessSync(path, 2 /* W_OK */);
-      return true;
-    } catch (error) {
-      if ((error as { code?: unknown }).code !== "ENOENT") return false;
-    }
-    const parent = path.replace(/[\\/]+[^\\/]*[\\/]*$/, "");
-    if (parent === path || parent === "") return false;
-    path = parent;
-  }
-  return false;
 }
 
 /** Resolves when the signal aborts, or (without one) on SIGINT or SIGTERM; then removes its listeners. */
@@ -116,9 +84,44 @@ const USER_ASSIGNED: Readonly<Record<Source, string>> = {
   ServiceFabric: "object ID only, as principalId",
 };
 
+/** The system's temporary directory, where workload identity's token file goes by default. */
+function temporaryDirectory(): string | undefined {
+  try {
+    return loadBuiltin<{ tmpdir(): string }>("node:os").tmpdir();
+  } catch {
+    // Deno without --allow-env=TMPDIR: serve() names the flag.
+    return undefined;
+  }
+}
+
+/** The failures `--fail` names, checked against the sources served: a usage error for one that cannot apply. */
+function failuresOf(text: string | undefined, sources: readonly Source[]): FailureScenario[] | undefined {
+  if (text === undefined) return undefined;
+  let scenarios: FailureScenario[];
+  try {
+    scenarios = parseFailures(text);
+  } catch (error) {
+    throw new UsageError(`Flag "--fail": ${(error as Error).message}`, "emulate");
+  }
+  for (const scenario of scenarios) {
+    if (scenario.source !== undefined) {
+      if (!sources.includes(scenario.source)) {
+        throw new UsageError(
+          `Flag "--fail": ${scenario.kind} for ${scenario.source}, but ${scenario.source} is not served ` +
+            `(--source ${sources.length === 1 ? sources[0] : "..."})`,
+          "emulate",
+        );
+      }
+    } else if (!sources.some((source) => !notApplicable(scenario.kind, source))) {
+      throw new UsageError(`Flag "--fail": ${notApplicable(scenario.kind, sources[0]!)}`, "emulate");
+    }
+  }
+  return scenarios;
+}
+
 /**
  * `azmi emulate [--source NAME] [--port N] [--lifetime SECONDS] [--refresh-in SECONDS] [--arc-key-dir DIR]
- * [--federated-token-dir DIR]`.
+ * [--federated-token-dir DIR] [--fail SCENARIOS]`.
  */
 export async function emulateCommand(args: readonly string[], io: CliIo): Promise<number> {
   const parsed = parseArgs("emulate", args, {
@@ -128,6 +131,7 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
     "refresh-in": "a number of seconds",
     "arc-key-dir": "a directory",
     "federated-token-dir": "a directory",
+    fail: "failure scenarios, such as throttled:2,server-error@imds",
   });
   noPositionals("emulate", parsed);
   const named = parsed.values.get("source");
@@ -136,8 +140,9 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
     const source = sourceNamed(named);
     if (!source) {
       throw new UsageError(
-        `Flag "--source" expects one of ${ALL_SOURCES.join(", ")} (any case), or wi, aks, imds, appservice, arc, ` +
-          `cloudshell, servicefabric, ml: got "${named}"`,
+        `Flag "--source" expects one of ${ALL_SOURCES.join(", ")} (any case), or ${
+          [...SOURCE_ALIASES.keys()].join(", ")
+        }: got "${named}"`,
         "emulate",
       );
     }
@@ -169,31 +174,44 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
   const arcKeyDirectory = parsed.values.get("arc-key-dir") ?? ARC_LINUX_TOKEN_DIRECTORY;
   // Without the flag, a new directory in the system's temporary directory.
   const federatedTokenDirectory = parsed.values.get("federated-token-dir");
+  const fail = failuresOf(parsed.values.get("fail"), sources);
 
+  // Each directory is tried by writing a probe file, so the reason given is the real one: the
+  // OS's (a root-owned directory, a file in the way) or the runtime's (a Deno permission, with
+  // the flag that grants it).
   const notes: string[] = [];
-  if (sources.includes("AzureArc") && !writableDirectory(arcKeyDirectory)) {
-    const why = `Azure Arc's emulator cannot write its key files to ${arcKeyDirectory}`;
-    if (named !== undefined) {
-      io.stderr(
-        `azmi emulate: ${why}: run as a user who can (the agent's directory belongs to root), or pass ` +
-          `--arc-key-dir with a writable directory\n`,
-      );
-      return EXIT_CODES.configuration;
+  if (sources.includes("AzureArc")) {
+    const check = await checkCreatable(arcKeyDirectory);
+    if (!check.writable) {
+      const why = `Azure Arc's emulator cannot write its key files to ${arcKeyDirectory}: ${check.reason}`;
+      const hint = check.reason.startsWith("this user may not write there")
+        ? " (the agent's directory belongs to root: run as a user who can write there, or pass --arc-key-dir)"
+        : / --allow-/.test(check.reason)
+        ? ""
+        : " (pass --arc-key-dir with a writable directory)";
+      if (named !== undefined) {
+        io.stderr(`azmi emulate: ${why}${hint}\n`);
+        return EXIT_CODES.configuration;
+      }
+      sources = sources.filter((source) => source !== "AzureArc");
+      notes.push(`AzureArc is left out: ${why}${hint}.`);
     }
-    sources = sources.filter((source) => source !== "AzureArc");
-    notes.push(`AzureArc is left out: ${why} (pass --arc-key-dir, or run as a user who can write there).`);
   }
-  if (
-    sources.includes("WorkloadIdentity") && federatedTokenDirectory !== undefined &&
-    !writableDirectory(federatedTokenDirectory)
-  ) {
-    const why = `workload identity's emulator cannot write its federated token file to ${federatedTokenDirectory}`;
-    if (named !== undefined) {
-      io.stderr(`azmi emulate: ${why}: pass --federated-token-dir with a writable directory\n`);
-      return EXIT_CODES.configuration;
+  const tokenDirectory = federatedTokenDirectory ?? temporaryDirectory();
+  if (sources.includes("WorkloadIdentity") && tokenDirectory !== undefined) {
+    const check = await checkCreatable(tokenDirectory);
+    if (!check.writable) {
+      const why = `workload identity's emulator cannot write its federated token file to ${tokenDirectory}: ${
+        check.reason.replace(/--allow-write=(\S+)/, "--allow-read=$1 --allow-write=$1")
+      }`;
+      const hint = / --allow-/.test(check.reason) ? "" : " (pass --federated-token-dir with a writable directory)";
+      if (named !== undefined) {
+        io.stderr(`azmi emulate: ${why}${hint}\n`);
+        return EXIT_CODES.configuration;
+      }
+      sources = sources.filter((source) => source !== "WorkloadIdentity");
+      notes.push(`WorkloadIdentity is left out: ${why}${hint}.`);
     }
-    sources = sources.filter((source) => source !== "WorkloadIdentity");
-    notes.push(`WorkloadIdentity is left out: ${why} (pass another --federated-token-dir).`);
   }
 
   let running: RunningEmulator;
@@ -205,14 +223,16 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
       refreshInSeconds,
       arcKeyDirectory,
       ...(federatedTokenDirectory === undefined ? {} : { federatedTokenDirectory }),
+      ...(fail === undefined ? {} : { fail }),
     });
   } catch (error) {
     io.stderr(
       `azmi emulate: cannot start the emulator${port ? ` on port ${port}` : ""}: ${
-        printable(error instanceof Error ? error.message : String(error))
+        printable((error instanceof Error ? error.message : String(error)).split("\n")[0]!)
       }\n`,
     );
-    return EXIT_CODES.failed;
+    // A refused permission is the configuration, with the flag to add; anything else a failure.
+    return error instanceof EmulatorPermissionError ? EXIT_CODES.configuration : EXIT_CODES.failed;
   }
   try {
     // The temporary directory (TMPDIR) names the federated token file's: an export line must
@@ -240,6 +260,18 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
       comment("Use one block per shell: detection takes the first source whose variables are set.");
     }
     for (const note of notes) comment(note);
+    if (fail !== undefined) {
+      // The same queues the emulator built, described per source served.
+      const queues = new Map<Source, PendingFailure[]>();
+      queueFailures(fail, queues);
+      comment("");
+      for (const source of sources) {
+        const queue = queues.get(source) ?? [];
+        for (const [index, pending] of queue.entries()) {
+          comment(`Failure rehearsal: ${describeFailure(source, pending, index === queue.length - 1)}`);
+        }
+      }
+    }
     for (const source of sources) {
       lines.push("");
       lines.push(`# ${source}: ${running.urls[source]} (user-assigned identity: ${USER_ASSIGNED[source]})`);

@@ -140,7 +140,7 @@ reachable, 4 timeout, 5 configuration error.
 /** `azmi emulate --help`. */
 export const EMULATE_HELP: string =
   `Usage: azmi emulate [--source NAME] [--port N] [--lifetime SECONDS] [--refresh-in SECONDS]
-                    [--arc-key-dir DIR] [--federated-token-dir DIR]
+                    [--arc-key-dir DIR] [--federated-token-dir DIR] [--fail SCENARIOS]
 
 Runs local stand-ins of the managed identity endpoints on 127.0.0.1 (for workload identity,
 Microsoft Entra ID's token endpoint and a federated token file) and prints, for a shell, the
@@ -159,8 +159,23 @@ Options:
   --federated-token-dir DIR  where workload identity's federated token file is written, in a
                       private directory of its own (default the system's temporary directory);
                       removed at stop. Its path is printed, never its contents
+  --fail SCENARIOS    rehearse failures: each source answers as its real endpoint does when
+                      that goes wrong. A comma-separated list of NAME[=VALUE][:COUNT|:always][@SOURCE]:
+                        throttled[=S]       429 with Retry-After: S seconds (default 1; 0: none)
+                        unknown-resource    the source's error for a resource Entra does not know
+                        updating            IMDS's 410 while it is being updated (IMDS only)
+                        server-error[=N]    status N, 500 to 599 (default 500)
+                        slow[=MS]           the normal answer, MS milliseconds late (default 3000)
+                        silent              no answer at all, not even to IMDS's probe
+                        no-identity         the answer when no such identity is assigned
+                                            (not Cloud Shell, whose token is the signed-in user's)
+                      COUNT token requests (default 1 for throttled, updating and server-error,
+                      always for the others), then the next scenario of that source or the
+                      normal answer; SOURCE one source (as --source names it), default every
+                      one where it applies. Example: --fail throttled:2,server-error@imds
   -h, --help          show this text
 
 Exit codes: 0 stopped by a signal, 1 the emulator could not start, 2 usage error,
-5 Azure Arc's key directory or the federated token directory is not writable.
+5 Azure Arc's key directory or the federated token directory is not writable, or the runtime
+refused a permission (the message names the flag).
 `;

@@ -6,19 +6,32 @@
  * challenge and a key file it writes, workload identity's federated token file is written and
  * rotated, and tokens are RS256-signed v1 access tokens whose claims match the request, which
  * every endpoint's server lets a client validate with Entra's OpenID discovery documents and
- * keys (discovery.ts).
+ * keys (discovery.ts). Scripted faults and named failure scenarios (faults.ts) come before the
+ * normal answer.
  * @module
  */
 
 import type { Source } from "../types.ts";
 import { answerDiscovery } from "./discovery.ts";
-import { droppedResponse, type Fault, pause } from "./faults.ts";
+import {
+  droppedResponse,
+  errorBody,
+  failureAnswer,
+  type FailureContext,
+  type FailureScenario,
+  type Fault,
+  isTokenRequest,
+  noIdentityAnswer,
+  type PendingFailure,
+  queueFailures,
+  waitFor,
+} from "./faults.ts";
+import { permissionError } from "./permission.ts";
 import { createSigningKey, type EmulatorJwks, type EmulatorSigningKey } from "./signing.ts";
 import { type EmulatedIdentity, emulatedToken, EMULATOR_ISSUER, EMULATOR_TENANT } from "./token.ts";
 import {
   answerTokenRequest,
   createSigner,
-  entraError,
   FEDERATED_TOKEN_LIFETIME_SECONDS,
   type FederatedCredential,
   federatedCredential,
@@ -45,6 +58,15 @@ export interface EmulatorOptions {
   readonly federatedTokenDirectory?: string;
   /** Scripted answers per source, used one per request before normal behaviour resumes. */
   readonly faults?: Partial<Record<Source, readonly Fault[]>>;
+  /**
+   * Failures to rehearse: named scenarios in which each source answers as its real endpoint
+   * does when that goes wrong ({@linkcode FailureScenario}), as objects or in `azmi emulate
+   * --fail`'s words (`"throttled:2,server-error@imds"`, {@linkcode parseFailures}). They apply
+   * after the scripted `faults`; each source takes its scenarios in order, then answers as normal.
+   *
+   * @throws {TypeError} from {@linkcode createEmulator} when a scenario is not understood.
+   */
+  readonly fail?: string | readonly FailureScenario[];
   /** The clock, in milliseconds. Default `Date.now`. */
   readonly now?: () => number;
 }
@@ -57,7 +79,7 @@ export interface EmulatedRequest {
   readonly method: string;
   /** Origin, path and query (the query carries no secrets on any source). */
   readonly url: string;
-  /** The status the emulator answered. */
+  /** The status the emulator answered; 0 for a request it never answered (a `silent` scenario's). */
   readonly status: number;
 }
 
@@ -100,6 +122,20 @@ export interface Emulator {
   /** Appends scripted answers for a source. */
   fault(source: Source, ...faults: Fault[]): void;
   /**
+   * Appends failure scenarios, as {@linkcode EmulatorOptions.fail} takes them, to the ones each
+   * source has left: from now on, the endpoints fail as told.
+   *
+   * @throws {TypeError} when a scenario is not understood, or follows an `always` one of its
+   *   source (nothing is added then).
+   */
+  fail(scenarios: string | readonly FailureScenario[]): void;
+  /**
+   * Ends every failure: drops the scenarios and scripted faults every source has left, and
+   * stops every wait: a request a `silent` or `slow` scenario holds gets the normal answer at
+   * once, one a `hang` or `delayMs` fault holds its scripted answer.
+   */
+  recover(): void;
+  /**
    * Writes workload identity's federated token file (a JWT-shaped Kubernetes service account
    * token the emulator signs, valid for an hour) and returns its path, for
    * `AZURE_FEDERATED_TOKEN_FILE`. Later calls return the same path; like the kubelet, they (and
@@ -107,7 +143,10 @@ export interface Emulator {
    * lifetime old. One file per emulator, whatever the number of calls.
    */
   federatedTokenFile(): Promise<string>;
-  /** Removes the Arc key files and the federated token file (with its directory) the emulator wrote. */
+  /**
+   * Removes the Arc key files and the federated token file (with its directory) the emulator
+   * wrote, after answering any request a failure or fault still keeps waiting.
+   */
   cleanup(): Promise<void>;
 }
 
@@ -168,6 +207,7 @@ interface FsView {
   writeFile(path: string, data: string, options: { mode: number }): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   rm(path: string, options: { force: boolean; recursive?: boolean }): Promise<void>;
+  stat(path: string): Promise<unknown>;
 }
 
 function builtin<T>(name: string, why: string): T {
@@ -221,21 +261,6 @@ function arcChallenge(path: string): Response {
   }, { status: 401, headers: { "WWW-Authenticate": `Basic realm=${path}` } });
 }
 
-// Each source's error body shape (docs/sources.md, error bodies). Service Fabric's nests its
-// correlation ID, as Microsoft's sample error shows
-// (https://learn.microsoft.com/azure/service-fabric/how-to-managed-identity-service-fabric-app-code#error-handling).
-function errorBody(source: Source, status: number, code: string, message: string): Response {
-  if (source === "WorkloadIdentity") return entraError(status, code, undefined, message, { now: Date.now() });
-  const body = source === "DefaultToIMDS" || source === "AzureArc"
-    ? { error: code, error_description: message }
-    : source === "AppService" || source === "AzureML"
-    ? { statusCode: status, message, correlationId: uuid() }
-    : source === "ServiceFabric"
-    ? { error: { correlationId: uuid(), code, message } }
-    : { error: { code, message } };
-  return Response.json(body, { status });
-}
-
 /**
  * Creates emulated endpoints for every source.
  *
@@ -266,6 +291,11 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   const identities = options.identities ?? [identity("azmi-emulated-identity")];
   const scripts = new Map<Source, Fault[]>();
   for (const [source, faults] of Object.entries(options.faults ?? {})) scripts.set(source as Source, [...faults]);
+  // Failure scenarios left per source, oldest first; `release` ends every wait they (and the
+  // hang and delay faults) hold, and is renewed by each recover().
+  const failures = new Map<Source, PendingFailure[]>();
+  if (options.fail !== undefined) queueFailures(options.fail, failures);
+  let release = new AbortController();
   const requests: EmulatedRequest[] = [];
   // Key contents -> key file path, oldest first; the paths are also what cleanup() removes.
   const arcKeys = new Map<string, string>();
@@ -275,19 +305,55 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   const signer = createSigner();
   // The access tokens' key: RSA, made on first use (serve() asks for it at start).
   const signingKey = createSigningKey(now);
-  let tokenFile: { readonly directory: string; readonly path: string; writtenAt: number } | undefined;
+  let tokenFile: {
+    readonly directory: string;
+    readonly path: string;
+    writtenAt: number;
+    readonly refused: (error: unknown) => unknown;
+  } | undefined;
   let tokenWrite: Promise<string> | undefined;
 
-  /** Writes a new federated token into the file (atomically: a temporary file renamed over it). */
+  /**
+   * Writes a new federated token into the file (atomically: a temporary file renamed over it).
+   * A permission the runtime refuses is one line naming the flags (the directory needs both).
+   */
   async function writeTokenFile(): Promise<string> {
     const fs = fileSystem();
     if (!tokenFile) {
-      const base = (options.federatedTokenDirectory ??
-        builtin<{ tmpdir(): string }>("node:os", "find a temporary directory").tmpdir())
-        .replace(/[\\/]+$/, "");
-      await fs.mkdir(base, { recursive: true });
-      const directory = await fs.mkdtemp(`${base}/azmi-workload-identity-`);
-      tokenFile = { directory, path: `${directory}/${TOKEN_FILE_NAME}`, writtenAt: 0 };
+      let base = options.federatedTokenDirectory;
+      if (base === undefined) {
+        try {
+          base = builtin<{ tmpdir(): string }>("node:os", "find a temporary directory").tmpdir();
+        } catch (error) {
+          // Deno's node:os reads TMPDIR, then TMP and TEMP: one flag for all three.
+          throw permissionError(
+            error,
+            "find the temporary directory for workload identity's federated token file (or pass federatedTokenDirectory)",
+            (refusal) => refusal.kind === "env" && !refusal.node ? ["--allow-env=TMPDIR,TMP,TEMP"] : undefined,
+          ) ?? error;
+        }
+      }
+      base = base.replace(/[\\/]+$/, "") || "/";
+      const where = base;
+      const refused = (error: unknown) =>
+        permissionError(
+          error,
+          `write workload identity's federated token file in ${where}`,
+          (refusal) =>
+            refusal.kind === "read" || refusal.kind === "write"
+              ? refusal.node ? [`--allow-fs-read=${where}`, `--allow-fs-write=${where}`] : [
+                `--allow-read=${where}`,
+                `--allow-write=${where}`,
+              ]
+              : undefined,
+        ) ?? error;
+      try {
+        await fs.mkdir(base, { recursive: true });
+        const directory = await fs.mkdtemp(`${base}/azmi-workload-identity-`);
+        tokenFile = { directory, path: `${directory}/${TOKEN_FILE_NAME}`, writtenAt: 0, refused };
+      } catch (error) {
+        throw refused(error);
+      }
     }
     const { path } = tokenFile;
     const issued = now();
@@ -296,9 +362,12 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     try {
       await fs.writeFile(temporary, token, { mode: 0o600 });
       await fs.rename(temporary, path);
+      // Reading it back needs --allow-read on Deno, as the client and cleanup() do: refused now
+      // rather than at stop.
+      await fs.stat(path);
     } catch (error) {
       await fs.rm(temporary, { force: true }).catch(() => {});
-      throw error;
+      throw tokenFile.refused(error);
     }
     tokenFile.writtenAt = issued;
     return path;
@@ -359,6 +428,77 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     return Response.json({ ...body, ...refresh, ...extra });
   };
 
+  /** Ends every wait of a failure scenario or fault: each held request is answered now. */
+  function releaseWaits(): void {
+    release.abort();
+    release = new AbortController();
+  }
+
+  /** Drops every failure left and releases every request a failure keeps waiting. */
+  function recover(): void {
+    failures.clear();
+    scripts.clear();
+    releaseWaits();
+  }
+
+  /** What a failure answer needs to know about a request. */
+  const context = (request: Request, resource: string, userAssigned: boolean): FailureContext => ({
+    now: now(),
+    resource,
+    userAssigned,
+    credential,
+    request,
+  });
+
+  /**
+   * The failure scenario that answers this request, if any: the head of the source's queue,
+   * counted down. `silent` takes every request; the others token requests only.
+   */
+  function nextFailure(source: Source, request: Request): PendingFailure["scenario"] | undefined {
+    const queue = failures.get(source);
+    const head = queue?.[0];
+    if (!queue || !head || (head.scenario.kind !== "silent" && !isTokenRequest(source, request))) return undefined;
+    head.remaining--;
+    if (head.remaining <= 0) queue.shift();
+    return head.scenario;
+  }
+
+  /** The resource a token request asks for: the query's, Cloud Shell's form, Entra's scope. */
+  async function requestedResource(source: Source, request: Request): Promise<string> {
+    if (source !== "CloudShell" && source !== "WorkloadIdentity") {
+      return new URL(request.url).searchParams.get("resource") ?? "";
+    }
+    const form = new URLSearchParams(await request.text().catch(() => ""));
+    return source === "CloudShell" ? form.get("resource") ?? "" : (form.get("scope") ?? "").replace(/\/\.default$/, "");
+  }
+
+  const USER_ASSIGNED_PARAMETERS = ["client_id", "object_id", "mi_res_id", "msi_res_id", "principalId", "clientid"];
+
+  /**
+   * Answers a request as a failure scenario says; `undefined` when the scenario (`slow`, or a
+   * `silent` one that recover() ended) lets the normal answer follow. A request whose client
+   * gave up on a silent endpoint is logged with status 0.
+   */
+  async function rehearse(
+    source: Source,
+    scenario: PendingFailure["scenario"],
+    request: Request,
+  ): Promise<Response | undefined> {
+    if (scenario.kind === "slow") {
+      // The emulator's own timer only: reading request.signal makes Deno.serve print a warning.
+      await waitFor(scenario.delayMs, release.signal);
+      return undefined;
+    }
+    if (scenario.kind === "silent") {
+      await waitFor(undefined, request.signal, release.signal);
+      return request.signal.aborted ? new Response(null, { status: 504 }) : undefined;
+    }
+    const query = new URL(request.url).searchParams;
+    const userAssigned = USER_ASSIGNED_PARAMETERS.some((name) => query.get(name));
+    const resource = scenario.kind === "unknown-resource" ? await requestedResource(source, request) : "";
+    return failureAnswer(source, scenario, context(request, resource, userAssigned));
+  }
+
   async function answer(source: Source, request: Request): Promise<Response> {
     const url = new URL(request.url);
     const query = url.searchParams;
@@ -398,8 +538,18 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
             const key = Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0"))
               .join("");
             const path = `${arcDirectory}/${uuid()}.key`;
-            await fs.mkdir(arcDirectory, { recursive: true });
-            await fs.writeFile(path, key, { mode: 0o600 });
+            try {
+              await fs.mkdir(arcDirectory, { recursive: true });
+              await fs.writeFile(path, key, { mode: 0o600 });
+            } catch (error) {
+              // The runtime's refusal is the emulator's own failure: a 500 that names the flag,
+              // which the client quotes, rather than a stack trace from the server.
+              const refused = permissionError(error, `write Azure Arc's key file in ${arcDirectory}`);
+              if (!refused) throw error;
+              // The flag's value in quotes: a client's redaction takes a long unbroken run for a token.
+              const quoted = refused.message.replace(/(--allow-[a-z-]+=)(\S+)/g, '$1"$2"');
+              return errorBody(source, 500, "emulator_permission", quoted);
+            }
             arcKeys.set(key, path);
             // A long-running emulator keeps the newest keys only, on disk as in memory.
             for (const [old, oldPath] of arcKeys) {
@@ -420,16 +570,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         }
         const [kind, value] = named(query, "msi_res_id");
         const who = lookup(kind, value);
-        if (who === undefined) {
-          return source === "AzureArc"
-            ? errorBody(
-              source,
-              404,
-              "identity_not_found",
-              "The requested identity has not been assigned to this resource",
-            )
-            : errorBody(source, 400, "invalid_request", "Identity not found");
-        }
+        if (who === undefined) return noIdentityAnswer(source, context(request, resource, true));
         // Arc echoes the identity it used.
         const echo = source === "AzureArc" && who && kind
           ? { [query.has("msi_res_id") ? "msi_res_id" : kind === "clientId" ? "client_id" : "object_id"]: value }
@@ -451,9 +592,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         } else {
           who = lookup(...named(query, "mi_res_id"));
         }
-        if (who === undefined) {
-          return errorBody(source, 400, "invalid_request", "No managed identity found for the specified identity");
-        }
+        if (who === undefined) return noIdentityAnswer(source, context(request, resource, true));
         return token(source, resource, who);
       }
       case "CloudShell": {
@@ -474,14 +613,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         // A user-assigned identity is named by object ID as principalId, the one selector the
         // token service reads; it ignores client_id and the like (MSAL .NET issue 6065).
         const who = lookup(query.has("principalId") ? "objectId" : undefined, query.get("principalId"));
-        if (who === undefined) {
-          return errorBody(
-            source,
-            404,
-            "ManagedIdentityNotFound",
-            "Managed identity not found for the specified application host.",
-          );
-        }
+        if (who === undefined) return noIdentityAnswer(source, context(request, resource, true));
         return token(source, resource, who);
       }
       case "WorkloadIdentity": {
@@ -515,10 +647,12 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       if (discovery) return discovery;
       const url = new URL(request.url);
       const fault = scripts.get(source)?.shift();
-      let response: Response;
+      const scenario = fault ? undefined : nextFailure(source, request);
+      let response: Response | undefined;
+      let status: number | undefined;
       if (fault) {
-        if (fault.delayMs) await pause(fault.delayMs, request.signal);
-        if (fault.hang) await new Promise<void>((resolve) => request.signal.addEventListener("abort", () => resolve()));
+        if (fault.delayMs) await waitFor(fault.delayMs, request.signal, release.signal);
+        if (fault.hang) await waitFor(undefined, request.signal, release.signal);
         response = fault.drop
           ? droppedResponse(fault.status ?? 200)
           : fault.body !== undefined
@@ -527,14 +661,17 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         if (fault.headers && fault.body === undefined) {
           for (const [name, value] of Object.entries(fault.headers)) response.headers.set(name, value);
         }
-      } else {
-        response = await answer(source, request);
+      } else if (scenario) {
+        response = await rehearse(source, scenario, request);
+        // A silent endpoint's client gave up: nothing was answered.
+        if (response && scenario.kind === "silent") status = 0;
       }
+      response ??= await answer(source, request);
       requests.push({
         source,
         method: request.method,
         url: `${url.origin}${url.pathname}${url.search}`,
-        status: response.status,
+        status: status ?? response.status,
       });
       if (requests.length > MAX_LOGGED_REQUESTS) requests.shift();
       return response;
@@ -542,8 +679,13 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     fault(source, ...faults) {
       scripts.set(source, [...(scripts.get(source) ?? []), ...faults]);
     },
+    fail(scenarios) {
+      queueFailures(scenarios, failures);
+    },
+    recover,
     federatedTokenFile,
     async cleanup() {
+      releaseWaits();
       await tokenWrite?.catch(() => {});
       const written = tokenFile;
       tokenFile = undefined;
@@ -553,7 +695,11 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       arcKeys.clear();
       await Promise.all(paths.map((path) => fs.rm(path, { force: true })));
       // The token file's directory is the emulator's own (mkdtemp): removed whole.
-      if (written) await fs.rm(written.directory, { recursive: true, force: true });
+      if (written) {
+        await fs.rm(written.directory, { recursive: true, force: true }).catch((error) => {
+          throw written.refused(error);
+        });
+      }
     },
   };
 }

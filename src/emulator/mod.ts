@@ -12,6 +12,19 @@
  * {@linkcode DEV_CERTIFICATE_THUMBPRINT}, or trust {@linkcode DEV_CA_CERTIFICATE}. They are for
  * development only: the server certificate's private key is public on purpose.
  *
+ * @example Rehearse failures: IMDS throttled twice, then tokens
+ * ```ts ignore
+ * import { serve } from "@azmi/managed-identity/emulator";
+ * import { ManagedIdentityClient } from "@azmi/managed-identity";
+ *
+ * const running = await serve({ sources: ["DefaultToIMDS"], fail: "throttled:2" });
+ * const client = new ManagedIdentityClient({ env: running.env.DefaultToIMDS });
+ * await client.acquireToken("https://vault.azure.net"); // two 429s, two retries, then the token
+ * running.emulator.fail("unknown-resource"); // from now on, IMDS's 400 invalid_resource
+ * running.emulator.recover(); // and back to normal
+ * await running.close();
+ * ```
+ *
  * @example Run every source on loopback
  * ```ts ignore
  * import { serve } from "@azmi/managed-identity/emulator";
@@ -27,7 +40,8 @@
 export { DEV_CA_CERTIFICATE, DEV_CERTIFICATE_THUMBPRINT } from "./dev_cert.ts";
 export { createEmulator, EMULATED_API_VERSIONS, EMULATED_HOST_RESOURCE_IDS } from "./emulator.ts";
 export type { EmulatedRequest, Emulator, EmulatorOptions } from "./emulator.ts";
-export type { Fault } from "./faults.ts";
+export { parseFailures } from "./faults.ts";
+export type { FailureKind, FailureScenario, Fault } from "./faults.ts";
 export { ALL_SOURCES, BODY_DEADLINE_MS, MAX_REQUEST_BODY_BYTES, pemThumbprint, serve } from "./serve.ts";
 export type { RunningEmulator, ServeOptions } from "./serve.ts";
 export { createSigningKey } from "./signing.ts";

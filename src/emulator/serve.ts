@@ -18,6 +18,7 @@
 import type { Source } from "../types.ts";
 import { DEV_CA_CERTIFICATE, DEV_CERTIFICATE, DEV_CERTIFICATE_THUMBPRINT, DEV_PRIVATE_KEY } from "./dev_cert.ts";
 import { createEmulator, type Emulator, type EmulatorOptions } from "./emulator.ts";
+import { listenRefused } from "./permission.ts";
 import { EMULATOR_TENANT } from "./token.ts";
 
 /** Every source, in detection order. */
@@ -489,8 +490,9 @@ async function listen(handler: Handler, hostname: string, port: number, tls: boo
  * On Deno this needs `--allow-net=127.0.0.1`, for Azure Arc `--allow-write` to its key
  * directory, and for workload identity `--allow-read` and `--allow-write` where the federated
  * token file goes (`federatedTokenDirectory`, by default the temporary directory, whose name
- * also needs `--allow-env`). The token file is rewritten before it expires, as the kubelet does,
- * for as long as the servers run.
+ * also needs `--allow-env=TMPDIR,TMP,TEMP`); a refused permission is an error whose one-line message
+ * names the flag (README, "Permissions of the emulator on Deno"). The token file is rewritten
+ * before it expires, as the kubelet does, for as long as the servers run.
  *
  * @example Serve App Service and point a client at it
  * ```ts ignore
@@ -558,8 +560,8 @@ export async function serve(options: ServeOptions = {}): Promise<RunningEmulator
   } catch (error) {
     clearInterval(rotation);
     await Promise.all(servers.map((server) => server.close()));
-    await emulator.cleanup();
-    throw error;
+    await emulator.cleanup().catch(() => {});
+    throw listenRefused(error, hostname) ?? error;
   }
   const discovery = origins.get("WorkloadIdentity") ??
     [...origins.values()].find((origin) => origin.startsWith("http:")) ?? [...origins.values()][0];
@@ -574,6 +576,8 @@ export async function serve(options: ServeOptions = {}): Promise<RunningEmulator
     jwksUri: `${base}/discovery/keys`,
     async close() {
       clearInterval(rotation);
+      // Requests a failure keeps waiting would hold Deno's graceful shutdown forever.
+      emulator.recover();
       await Promise.all(servers.map((server) => server.close()));
       await emulator.cleanup();
     },

@@ -110,9 +110,23 @@ export function serviceAccountClaims(credential: FederatedCredential, issuedAt: 
   };
 }
 
-/** Entra's time format: `2024-01-02 03:04:05Z`. */
-const entraTime = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Entra's `error_description`: the AADSTS code, the message, then the trace ID, correlation ID
+ * and timestamp on lines of their own (`\r\n`), as Entra writes it and as IMDS relays it.
+ */
+export function entraDescription(
+  code: number | undefined,
+  message: string,
+  ids: { readonly traceId?: string; readonly correlationId?: string; readonly timestamp: string },
+): string {
+  return `${code === undefined ? "" : `AADSTS${code}: `}${message}\r\nTrace ID: ${ids.traceId ?? uuid()}\r\n` +
+    `Correlation ID: ${ids.correlationId ?? uuid()}\r\nTimestamp: ${ids.timestamp}`;
+}
+
+/** Entra's time format: `2024-01-02 03:04:05Z`. */
+export const entraTime = (ms: number): string => new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
 
 /**
  * An error as Entra sends it: the AADSTS code leads the description, which ends with the trace
@@ -130,8 +144,7 @@ export function entraError(
   const requestId = options.request?.headers.get("client-request-id");
   const correlationId = requestId && GUID.test(requestId) ? requestId : uuid();
   const timestamp = entraTime(options.now);
-  const description = `${code === undefined ? "" : `AADSTS${code}: `}${message}\r\nTrace ID: ${traceId}\r\n` +
-    `Correlation ID: ${correlationId}\r\nTimestamp: ${timestamp}`;
+  const description = entraDescription(code, message, { traceId, correlationId, timestamp });
   return Response.json({
     error,
     error_description: description,
