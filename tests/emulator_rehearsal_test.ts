@@ -543,6 +543,7 @@ describe("parseFailures()", () => {
       assert.throws(() => parseFailures(text), (error: unknown) => {
         assert.ok(error instanceof TypeError, String(error));
         assert.match(error.message, message);
+        // deno-lint-ignore no-control-regex
         assert.doesNotMatch(error.message, /[\x00-\x1f\x7f-\x9f]/, "no control character reaches a terminal");
         return true;
       });

@@ -11,6 +11,7 @@
  */
 
 import type { Source } from "../types.ts";
+import { visible } from "../redact.ts";
 import { EMULATOR_TENANT } from "./token.ts";
 import { entraDescription, entraError, entraTime, type FederatedCredential } from "./workload.ts";
 
@@ -202,9 +203,6 @@ export function notApplicable(kind: FailureKind, source: Source): string | undef
 
 const MAX_TEXT = 1000;
 
-/** Text for a message: control characters shown as `\xNN`, never sent to a terminal as they are. */
-const visible = (text: string) =>
-  text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 const MAX_TIMES = 1_000_000;
 const FORM = "NAME[=VALUE][:COUNT|:always][@SOURCE]";
 
