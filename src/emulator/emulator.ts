@@ -12,6 +12,7 @@
  */
 
 import type { Source } from "../types.ts";
+import { visible } from "../redact.ts";
 import { answerDiscovery } from "./discovery.ts";
 import {
   droppedResponse,
@@ -26,7 +27,9 @@ import {
   queueFailures,
   waitFor,
 } from "./faults.ts";
+import { OriginError, type TokenOrigin } from "./origin.ts";
 import { permissionError } from "./permission.ts";
+import { createRelay, type Relay, RELAY_ERROR_STATUS, type RelayedIdentity, relayResource } from "./relay.ts";
 import { createSigningKey, type EmulatorJwks, type EmulatorSigningKey } from "./signing.ts";
 import { type EmulatedIdentity, emulatedToken, EMULATOR_ISSUER, EMULATOR_TENANT } from "./token.ts";
 import {
@@ -69,6 +72,23 @@ export interface EmulatorOptions {
   readonly fail?: string | readonly FailureScenario[];
   /** The clock, in milliseconds. Default `Date.now`. */
   readonly now?: () => number;
+  /**
+   * Real tokens instead of locally signed ones (docs/relay.md): the App Service and IMDS
+   * endpoints answer with this origin's tokens (the developer's az or azd sign-in, a service
+   * principal), kept per resource until 5 minutes before expiry and fetched once at a time
+   * however many clients ask; a request naming a user-assigned identity gets the same token.
+   * The other sources' handlers are then refused: {@linkcode Emulator.handler} throws a
+   * `TypeError` for them.
+   */
+  readonly origin?: TokenOrigin;
+  /** With `origin`: how long one origin call may take, in milliseconds. Default 30,000. */
+  readonly originTimeoutMs?: number;
+  /**
+   * With `origin`: called once for each distinct user-assigned ID a request names, which is
+   * served the origin's token (the developer's own): say so, since local code then runs as the
+   * developer rather than as that identity.
+   */
+  readonly onIdentity?: (identity: RelayedIdentity) => void;
 }
 
 /** A request the emulator received, without secrets. */
@@ -114,9 +134,14 @@ export interface Emulator {
    * The handler of one source's endpoint. Whatever the source, it also answers `GET` of the
    * OpenID configuration (`/{tenant}/.well-known/openid-configuration`, and its `v2.0` form) and
    * of the keys (`/common/discovery/keys`, `/{tenant}/discovery/keys`, and their `v2.0` forms),
-   * as Entra does, with URLs on the server that answered (faults do not apply to them).
+   * as Entra does, with URLs on the server that answered (faults do not apply to them); with an
+   * `origin`, which serves real tokens, it answers none of these.
+   *
+   * @throws {TypeError} with an `origin`, for a source other than `AppService` and `DefaultToIMDS`.
    */
   handler(source: Source): (request: Request) => Promise<Response>;
+  /** With an `origin`: the relay that keeps and shares its tokens. */
+  readonly relay?: Relay;
   /** The public key that verifies its tokens, as served at the `discovery/keys` URLs. */
   jwks(): Promise<EmulatorJwks>;
   /** Appends scripted answers for a source. */
@@ -261,6 +286,27 @@ function arcChallenge(path: string): Response {
   }, { status: 401, headers: { "WWW-Authenticate": `Basic realm=${path}` } });
 }
 
+/** The sources a relay serves: the ones every Azure SDK can be pointed at on this machine. */
+export const RELAYED_SOURCES: readonly Source[] = ["AppService", "DefaultToIMDS"];
+
+/** The query parameters that name a user-assigned identity on App Service and IMDS. */
+const RELAYED_ID_PARAMETERS = ["client_id", "object_id", "principal_id", "mi_res_id", "msi_res_id"];
+
+const encoder = new TextEncoder();
+const digest = async (text: string) => new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+
+/**
+ * Whether a request's secret header is the secret, in time that tells nothing of where they
+ * differ: the SHA-256 digests of both are compared with a XOR loop over all 32 bytes, no early
+ * exit (a `!==` on the strings stops at the first differing character). Linear in the header.
+ */
+async function sameSecret(given: string | null, expected: Promise<Uint8Array>): Promise<boolean> {
+  const [a, b] = await Promise.all([digest(given ?? ""), expected]);
+  let difference = given === null ? 1 : 0;
+  for (let index = 0; index < b.length; index++) difference |= a[index]! ^ b[index]!;
+  return difference === 0;
+}
+
 /**
  * Creates emulated endpoints for every source.
  *
@@ -282,6 +328,10 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   const now = options.now ?? Date.now;
   const lifetime = options.lifetimeSeconds ?? 3600;
   const secret = options.secret ?? uuid().replace(/-/g, "");
+  const secretDigest = digest(secret);
+  const relay = options.origin
+    ? createRelay(options.origin, { now, timeoutMs: options.originTimeoutMs, onIdentity: options.onIdentity })
+    : undefined;
   const arcDirectory = (options.arcKeyDirectory ?? "/var/opt/azcmagent/tokens").replace(/[\\/]+$/, "");
   const systemIdentity: EmulatedIdentity = {
     clientId: uuid(),
@@ -428,6 +478,41 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     return Response.json({ ...body, ...refresh, ...extra });
   };
 
+  /**
+   * A relayed answer: the origin's token for `resource` in the source's body, or the origin's
+   * failure in the source's error shape with the status for its reason (docs/relay.md).
+   */
+  async function relayed(origin: Relay, source: Source, resource: string, query: URLSearchParams): Promise<Response> {
+    for (const parameter of RELAYED_ID_PARAMETERS) {
+      const value = query.get(parameter);
+      if (value) origin.named(parameter, value);
+    }
+    if (relayResource(resource) === "") {
+      return errorBody(source, 400, "invalid_request", "The resource parameter is required");
+    }
+    let token;
+    try {
+      token = await origin.token(resource);
+    } catch (error) {
+      const failure = error instanceof OriginError ? error : new OriginError("failed", `${origin.name} failed`);
+      return errorBody(source, RELAY_ERROR_STATUS[failure.reason], failure.reason, failure.message);
+    }
+    const expires = String(token.expiresOn);
+    if (source === "AppService") {
+      return Response.json({ access_token: token.accessToken, expires_on: expires, resource, token_type: "Bearer" });
+    }
+    // IMDS sends its numbers as strings; expires_in counts from now, never below 0.
+    const seconds = String(Math.max(0, token.expiresOn - Math.floor(now() / 1000)));
+    return Response.json({
+      access_token: token.accessToken,
+      expires_in: seconds,
+      expires_on: expires,
+      ext_expires_in: seconds,
+      resource,
+      token_type: "Bearer",
+    });
+  }
+
   /** Ends every wait of a failure scenario or fault: each held request is answered now. */
   function releaseWaits(): void {
     release.abort();
@@ -568,6 +653,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         if (!resource) {
           return errorBody(source, 400, "invalid_request", "Required query variable 'resource' is missing");
         }
+        if (relay) return relayed(relay, source, resource, query);
         const [kind, value] = named(query, "msi_res_id");
         const who = lookup(kind, value);
         if (who === undefined) return noIdentityAnswer(source, context(request, resource, true));
@@ -580,11 +666,12 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       case "AppService":
       case "AzureML": {
         const header = source === "AppService" ? "x-identity-header" : "secret";
-        if (request.headers.get(header) !== secret) {
+        if (!await sameSecret(request.headers.get(header), secretDigest)) {
           return errorBody(source, 400, "invalid_request", `The ${header} header is missing or wrong`);
         }
         const resource = query.get("resource");
         if (!resource) return errorBody(source, 400, "invalid_request", "The resource parameter is required");
+        if (relay) return relayed(relay, source, resource, query);
         let who: EmulatedIdentity | null | undefined;
         if (source === "AzureML") {
           const clientId = query.get("clientid");
@@ -605,7 +692,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
         return token(source, resource, null);
       }
       case "ServiceFabric": {
-        if (request.headers.get("secret") !== secret) {
+        if (!await sameSecret(request.headers.get("secret"), secretDigest)) {
           return errorBody(source, 401, "SecretHeaderNotFound", "Secret is not found in the request headers.");
         }
         const resource = query.get("resource");
@@ -633,6 +720,45 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     }
   }
 
+  /** One request to one source's endpoint: discovery, then a scripted fault or failure, else the normal answer; logged. */
+  async function answerRequest(source: Source, request: Request): Promise<Response> {
+    // A relay serves real tokens: the emulator's discovery documents and keys do not apply to them.
+    if (!relay) {
+      const discovery = await answerDiscovery(request, signingKey, now);
+      if (discovery) return discovery;
+    }
+    const url = new URL(request.url);
+    const fault = scripts.get(source)?.shift();
+    const scenario = fault ? undefined : nextFailure(source, request);
+    let response: Response | undefined;
+    let status: number | undefined;
+    if (fault) {
+      if (fault.delayMs) await waitFor(fault.delayMs, request.signal, release.signal);
+      if (fault.hang) await waitFor(undefined, request.signal, release.signal);
+      response = fault.drop
+        ? droppedResponse(fault.status ?? 200)
+        : fault.body !== undefined
+        ? new Response(fault.body, { status: fault.status ?? 200, headers: fault.headers })
+        : errorBody(source, fault.status ?? 500, "emulated_fault", "A fault scripted in the emulator");
+      if (fault.headers && fault.body === undefined) {
+        for (const [name, value] of Object.entries(fault.headers)) response.headers.set(name, value);
+      }
+    } else if (scenario) {
+      response = await rehearse(source, scenario, request);
+      // A silent endpoint's client gave up: nothing was answered.
+      if (response && scenario.kind === "silent") status = 0;
+    }
+    response ??= await answer(source, request);
+    requests.push({
+      source,
+      method: request.method,
+      url: `${url.origin}${url.pathname}${url.search}`,
+      status: status ?? response.status,
+    });
+    if (requests.length > MAX_LOGGED_REQUESTS) requests.shift();
+    return response;
+  }
+
   return {
     secret,
     systemIdentity,
@@ -642,39 +768,16 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     signingKey,
     requests,
     jwks: () => signingKey.jwks(),
-    handler: (source) => async (request) => {
-      const discovery = await answerDiscovery(request, signingKey, now);
-      if (discovery) return discovery;
-      const url = new URL(request.url);
-      const fault = scripts.get(source)?.shift();
-      const scenario = fault ? undefined : nextFailure(source, request);
-      let response: Response | undefined;
-      let status: number | undefined;
-      if (fault) {
-        if (fault.delayMs) await waitFor(fault.delayMs, request.signal, release.signal);
-        if (fault.hang) await waitFor(undefined, request.signal, release.signal);
-        response = fault.drop
-          ? droppedResponse(fault.status ?? 200)
-          : fault.body !== undefined
-          ? new Response(fault.body, { status: fault.status ?? 200, headers: fault.headers })
-          : errorBody(source, fault.status ?? 500, "emulated_fault", "A fault scripted in the emulator");
-        if (fault.headers && fault.body === undefined) {
-          for (const [name, value] of Object.entries(fault.headers)) response.headers.set(name, value);
-        }
-      } else if (scenario) {
-        response = await rehearse(source, scenario, request);
-        // A silent endpoint's client gave up: nothing was answered.
-        if (response && scenario.kind === "silent") status = 0;
+    relay,
+    handler: (source) => {
+      if (relay && !RELAYED_SOURCES.includes(source)) {
+        throw new TypeError(
+          `An emulator with an origin serves real tokens over AppService and DefaultToIMDS only: got ${
+            visible(String(source))
+          }`,
+        );
       }
-      response ??= await answer(source, request);
-      requests.push({
-        source,
-        method: request.method,
-        url: `${url.origin}${url.pathname}${url.search}`,
-        status: status ?? response.status,
-      });
-      if (requests.length > MAX_LOGGED_REQUESTS) requests.shift();
-      return response;
+      return (request) => answerRequest(source, request);
     },
     fault(source, ...faults) {
       scripts.set(source, [...(scripts.get(source) ?? []), ...faults]);

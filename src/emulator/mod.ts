@@ -38,9 +38,22 @@
  */
 
 export { DEV_CA_CERTIFICATE, DEV_CERTIFICATE_THUMBPRINT } from "./dev_cert.ts";
-export { createEmulator, EMULATED_API_VERSIONS, EMULATED_HOST_RESOURCE_IDS } from "./emulator.ts";
+export { createEmulator, EMULATED_API_VERSIONS, EMULATED_HOST_RESOURCE_IDS, RELAYED_SOURCES } from "./emulator.ts";
 export type { EmulatedRequest, Emulator, EmulatorOptions } from "./emulator.ts";
 export { parseFailures } from "./faults.ts";
+export { OriginError } from "./origin.ts";
+export type { OriginFailure, OriginToken, TokenOrigin } from "./origin.ts";
+export {
+  createRelay,
+  RELAY_ERROR_STATUS,
+  RELAY_MARGIN_MS,
+  RELAY_MAX_REPORTED_IDS,
+  RELAY_MAX_RESOURCES,
+  RELAY_MAX_TOKEN_LENGTH,
+  RELAY_TIMEOUT_MS,
+  relayResource,
+} from "./relay.ts";
+export type { Relay, RelayedIdentity, RelayOptions } from "./relay.ts";
 export type { FailureKind, FailureScenario, Fault } from "./faults.ts";
 export { ALL_SOURCES, BODY_DEADLINE_MS, MAX_REQUEST_BODY_BYTES, pemThumbprint, serve } from "./serve.ts";
 export type { RunningEmulator, ServeOptions } from "./serve.ts";

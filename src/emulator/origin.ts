@@ -49,6 +49,7 @@ export class OriginError extends Error {
   /** Why no token came. */
   readonly reason: OriginFailure;
 
+  /** An origin's failure for `reason`, with a message that is safe to print and send. */
   constructor(reason: OriginFailure, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "OriginError";

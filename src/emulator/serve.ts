@@ -17,8 +17,9 @@
 
 import type { Source } from "../types.ts";
 import { DEV_CA_CERTIFICATE, DEV_CERTIFICATE, DEV_CERTIFICATE_THUMBPRINT, DEV_PRIVATE_KEY } from "./dev_cert.ts";
-import { createEmulator, type Emulator, type EmulatorOptions } from "./emulator.ts";
+import { createEmulator, type Emulator, type EmulatorOptions, RELAYED_SOURCES } from "./emulator.ts";
 import { listenRefused } from "./permission.ts";
+import { visible } from "../redact.ts";
 import { EMULATOR_TENANT } from "./token.ts";
 
 /** Every source, in detection order. */
@@ -34,11 +35,18 @@ export const ALL_SOURCES: readonly Source[] = [
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions extends EmulatorOptions {
-  /** The sources to serve. Default all seven ({@linkcode ALL_SOURCES}). */
+  /**
+   * The sources to serve. Default all seven ({@linkcode ALL_SOURCES}); with an `origin`,
+   * `AppService` alone, and only `AppService` and `DefaultToIMDS` may be given.
+   */
   readonly sources?: readonly Source[];
   /** The first port (the next sources take the following ones); 0 picks free ports. Default 0. */
   readonly port?: number;
-  /** The address to listen on. Default `127.0.0.1`. */
+  /**
+   * The address to listen on. Default `127.0.0.1`. With an `origin`, anyone who can reach
+   * another address and holds the secret gets the origin's tokens, and anyone who can reach the
+   * IMDS endpoint gets them without a secret (docs/relay.md).
+   */
   readonly hostname?: string;
 }
 
@@ -506,9 +514,19 @@ async function listen(handler: Handler, hostname: string, port: number, tls: boo
  * ```
  */
 export async function serve(options: ServeOptions = {}): Promise<RunningEmulator> {
+  const sources = options.sources ?? (options.origin ? ["AppService"] : ALL_SOURCES);
+  if (options.origin) {
+    const other = sources.find((source) => !RELAYED_SOURCES.includes(source));
+    if (other !== undefined) {
+      throw new TypeError(
+        `serve() with an origin serves real tokens over AppService and DefaultToIMDS only: got ${
+          visible(String(other))
+        }`,
+      );
+    }
+  }
   const emulator = createEmulator(options);
   const hostname = options.hostname ?? "127.0.0.1";
-  const sources = options.sources ?? ALL_SOURCES;
   const thumbprint = DEV_CERTIFICATE_THUMBPRINT;
   const servers: Listening[] = [];
   const origins = new Map<Source, string>();
@@ -516,8 +534,8 @@ export async function serve(options: ServeOptions = {}): Promise<RunningEmulator
   const urls: Partial<Record<Source, string>> = {};
   let rotation: ReturnType<typeof setInterval> | undefined;
   try {
-    // The token signing key, made now rather than by the first token request.
-    await emulator.jwks();
+    // The token signing key, made now rather than by the first token request (a relay signs nothing).
+    if (!options.origin) await emulator.jwks();
     const tokenFile = sources.includes("WorkloadIdentity") ? await emulator.federatedTokenFile() : undefined;
     if (tokenFile) {
       // Keeps the token file fresh while no request comes (the endpoint also does on each request).
