@@ -46,7 +46,16 @@ import assert from "node:assert/strict";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { createRemoteJWKSet, customFetch, jwtVerify } from "npm:jose@6";
 import * as devCertificates from "../../src/emulator/dev_cert.ts";
-import { EMULATOR_TENANT, readClaims, type RunningEmulator, serve, type Source } from "../../src/emulator/mod.ts";
+import {
+  EMULATOR_TENANT,
+  OriginError,
+  type OriginFailure,
+  readClaims,
+  type RunningEmulator,
+  serve,
+  type Source,
+  type TokenOrigin,
+} from "../../src/emulator/mod.ts";
 import { closedPort } from "../helpers/sockets.ts";
 import { type EntraFront, entraFront, localVault, type TlsFiles, VAULT_RESOURCE } from "./local_servers.ts";
 import { MODULES_VARIABLE, PACKAGES, RESULT_PREFIX } from "./packages.ts";
@@ -551,6 +560,74 @@ async function peerCase(
   }
 }
 
+/** An origin of real tokens stood in for: one JWT-shaped token an hour from now, or a failure; calls counted. */
+function countingOrigin(failure?: OriginFailure): TokenOrigin & { calls: number; token: TokenOrigin["token"] } {
+  const origin = {
+    name: "fake az",
+    calls: 0,
+    token(_resource: string, _signal: AbortSignal) {
+      origin.calls++;
+      if (failure) {
+        return Promise.reject(new OriginError(failure, "Please run 'az login' to setup account."));
+      }
+      return Promise.resolve({
+        accessToken: `eyJ0eXAiOiJKV1QifQ.eyJyZWxheWVkIjp0cnVlfQ.${crypto.randomUUID().replace(/-/g, "")}`,
+        expiresOn: Math.floor(Date.now() / 1000) + 3600,
+      });
+    },
+  };
+  return origin;
+}
+
+/**
+ * The relay (`serve({ origin })`): a reference client gets the origin's token as it is, over App
+ * Service or IMDS, with one origin call; both run the request on their own.
+ */
+async function relayCase(runtime: Runtime, peer: Peer, source: Source): Promise<string> {
+  const origin = countingOrigin();
+  let served: string | undefined;
+  const recording: TokenOrigin = {
+    name: origin.name,
+    token: async (resource, signal) => {
+      const token = await origin.token(resource, signal);
+      served = token.accessToken;
+      return token;
+    },
+  };
+  const running = await serve({ origin: recording, sources: [source] });
+  try {
+    const result = expectOk(await child(runtime, "peer.ts", [peer, PEER_RESOURCE], { ...running.env[source] }));
+    assert.equal(result.token, served, "the origin's token, as it is");
+    assert.equal(origin.calls, 1, "one origin call");
+    const expiresOn = Number(result.expiresOn);
+    assert.ok(expiresOn > Date.now() + 3000_000 && expiresOn <= Date.now() + 3600_000, "the origin's expiry");
+    return "the origin's token, one origin call";
+  } finally {
+    await running.close();
+  }
+}
+
+/**
+ * The relay's failures as a reference client sees them: a person must act (`signed_out`, 400)
+ * is not retried, a tool that failed (`failed`, 500) is retried 3 times by msal-node (and so by
+ * `@azure/identity`, which hands App Service to it); the origin's message reaches the client.
+ */
+async function relayFailureCase(runtime: Runtime, peer: Peer, source: Source, failure: OriginFailure): Promise<string> {
+  const origin = countingOrigin(failure);
+  const running = await serve({ origin, sources: [source] });
+  try {
+    const outcome = await child(runtime, "peer.ts", [peer, PEER_RESOURCE], { ...running.env[source] });
+    assert.equal(outcome.result?.ok, false, "the client failed");
+    const error = outcome.result!.error as Record<string, unknown>;
+    assert.match(String(error.message), /az login/, "the origin's message reached the client");
+    const expected = failure === "failed" ? 4 : 1;
+    assert.equal(origin.calls, expected, `${expected} origin call(s)`);
+    return `${error.name}${error.code ? ` ${error.code}` : ""}, ${origin.calls} origin call(s)`;
+  } finally {
+    await running.close();
+  }
+}
+
 /** Service Fabric without the development CA: the client must refuse the certificate. */
 async function untrustedCase(runtime: Runtime): Promise<string> {
   const running = await serve({ sources: ["ServiceFabric"] });
@@ -750,6 +827,22 @@ function cases(arc: { path?: string; skip?: string }, azurite: () => Promise<str
           diagnose: peerDiagnosis(runtime, peer, source),
         });
       }
+    }
+    for (const peer of ["identity", "msal"] as const) {
+      for (const source of ["AppService", "DefaultToIMDS"] as const) {
+        list.push({
+          name: `${runtime} ${PEERS[peer]} relay ${source}: the origin's token`,
+          run: () => relayCase(runtime, peer, source),
+        });
+        list.push({
+          name: `${runtime} ${PEERS[peer]} relay ${source} signed out: the message, not retried`,
+          run: () => relayFailureCase(runtime, peer, source, "signed_out"),
+        });
+      }
+      list.push({
+        name: `${runtime} ${PEERS[peer]} relay AppService failed: the message, retried 3 times`,
+        run: () => relayFailureCase(runtime, peer, "AppService", "failed"),
+      });
     }
     list.push({
       name: `${runtime} ${PEERS.msal} ServiceFabric: without the development CA, the certificate is refused`,
