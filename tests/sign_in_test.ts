@@ -249,6 +249,23 @@ describe("running a tool", () => {
     for (const pid of await tools.pids("az")) assert.ok(!alive(pid), `pid ${pid} is still there`);
   });
 
+  test("a tool that exits leaving a child in a session of its own holding its output ends at the timeout", async () => {
+    await tools.set("az", { mode: "escape" });
+    const started = performance.now();
+    try {
+      await rejects(runTool("az", [], { env: tools.env(), timeoutMs: 800 }), "timeout");
+      assert.ok(performance.now() - started < 3000);
+    } finally {
+      for (const pid of (await tools.pids("az")).slice(1)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+    }
+  });
+
   test("the tool is found on the given env's PATH only, in absolute directories", () => {
     const exists = (path: string) => path === "/opt/az/bin/az" || path === "C:\\tools\\az.cmd";
     assert.equal(findTool("az", { PATH: "relative:/opt/az/bin" }, { platform: "linux", exists }), "/opt/az/bin/az");

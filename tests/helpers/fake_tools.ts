@@ -18,8 +18,12 @@ export interface Scenario {
   readonly code?: number;
   /** A start-up delay before anything is printed, in milliseconds (the real az takes about 1 s). */
   readonly delayMs?: number;
-  /** `hang`: never exits (a child `sleep` holds the group); `forever`: prints `y` lines forever. */
-  readonly mode?: "print" | "hang" | "forever";
+  /**
+   * `hang`: never exits (a child `sleep` holds the group); `forever`: prints `y` lines forever;
+   * `escape`: exits at once, leaving a `sleep` in a session of its own (out of the group's reach)
+   * that holds stdout and stderr open (needs `setsid`).
+   */
+  readonly mode?: "print" | "hang" | "forever" | "escape";
 }
 
 /** The fakes' directory, and what they recorded. */
@@ -50,6 +54,7 @@ delay=$(cat ${at("delay")})
 mode=$(cat ${at("mode")})
 case "$mode" in
   hang) sleep 600 & echo $! >> ${at("pid")}; wait ;;
+  escape) setsid sh -c 'echo $$ >> "$1"; exec sleep 600' sh ${at("pid")} & sleep 0.2; exit 0 ;;
   forever) while :; do echo yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy; done ;;
   *) cat ${at("stdout")}; cat ${at("stderr")} >&2; exit "$(cat ${at("code")})" ;;
 esac

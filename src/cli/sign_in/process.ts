@@ -50,7 +50,7 @@ interface ChildView {
   readonly stderr: StreamView;
   kill(signal?: string): boolean;
   on(event: "error", listener: (error: Error) => void): void;
-  on(event: "close", listener: (code: number | null) => void): void;
+  on(event: "close" | "exit", listener: (code: number | null) => void): void;
 }
 interface StreamView {
   on(event: "data", listener: (chunk: Uint8Array) => void): void;
@@ -193,10 +193,19 @@ export function runTool(name: string, args: readonly string[], options: RunOptio
     let outBytes = 0;
     let errBytes = 0;
     let failure: { error: unknown } | undefined;
+    let exited = false;
+    // Once the tool is stopped and has exited, its pipes are closed from this end: a child that
+    // escaped the kill (a daemon in a session of its own) must not hold the run open.
+    const release = () => {
+      child.stdout.destroy();
+      child.stderr.destroy();
+      settle(null);
+    };
     const stop = (error: unknown) => {
       if (failure) return;
       failure = { error };
       kill(child, windows);
+      if (exited) release();
     };
     const timer = setTimeout(
       () => stop(new OriginError("timeout", `${name} did not finish within ${timeoutMs} ms, and was stopped`)),
@@ -230,6 +239,10 @@ export function runTool(name: string, args: readonly string[], options: RunOptio
     child.on("error", (error) => {
       kill(child, windows);
       settle(null, startError(name, error));
+    });
+    child.on("exit", () => {
+      exited = true;
+      if (failure) release();
     });
     child.on("close", (code) => settle(code));
   });
