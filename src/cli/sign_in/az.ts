@@ -66,11 +66,16 @@ export function readAzAnswer(stdout: string, options: { readonly tenant?: string
   if (!body) throw new OriginError("invalid_output", `az printed no JSON object (${stdout.length} characters)`);
   const token = accessToken("az", "accessToken", body.accessToken);
   const epoch = epochSeconds(body.expires_on);
-  const expiresOn = epoch !== undefined
-    ? saneExpiry("az", "expires_on", epoch, options.now)
-    : saneExpiry("az", "expiresOn", typeof body.expiresOn === "string" ? parseAzLocalTime(body.expiresOn) : NaN, options.now);
-  if (options.tenant !== undefined && typeof body.tenant === "string" && body.tenant !== "" &&
-    body.tenant.toLowerCase() !== options.tenant.toLowerCase()) {
+  const expiresOn = epoch !== undefined ? saneExpiry("az", "expires_on", epoch, options.now) : saneExpiry(
+    "az",
+    "expiresOn",
+    typeof body.expiresOn === "string" ? parseAzLocalTime(body.expiresOn) : NaN,
+    options.now,
+  );
+  if (
+    options.tenant !== undefined && typeof body.tenant === "string" && body.tenant !== "" &&
+    body.tenant.toLowerCase() !== options.tenant.toLowerCase()
+  ) {
     throw new OriginError(
       "wrong_tenant",
       `az gave a token of tenant "${safeText(body.tenant, [token])}", not of "${safeText(options.tenant)}"`,
@@ -82,7 +87,9 @@ export function readAzAnswer(stdout: string, options: { readonly tenant?: string
 /** The error for az's failure (exit code not 0), from what it printed on stderr. */
 export function azFailure(code: number | null, stderr: string): OriginError {
   const line = errorLine(stderr);
-  if (code === 127 || /^'az' is not recognized/.test(stderr)) return new OriginError("missing", `az was not found (${INSTALL})`);
+  if (code === 127 || /^'az' is not recognized/.test(stderr)) {
+    return new OriginError("missing", `az was not found (${INSTALL})`);
+  }
   if (TENANT_CODES.test(stderr) || TENANT_REFUSALS.test(stderr)) return toolError("wrong_tenant", "az", line);
   if (/\baz login\b/.test(stderr)) return toolError("signed_out", "az", line, "run az login");
   return toolError("failed", "az", line || `exited with code ${code}`);
@@ -117,7 +124,9 @@ export function azOrigin(options: AzOriginOptions): TokenOrigin {
  * Anything else, `;` and `$(...)` included, is passed as it is: no shell reads it.
  */
 export function checkedResource(resource: string): string {
-  if (typeof resource !== "string" || resource === "" || resource.startsWith("-") || /[\s\p{Cc}\p{Cf}]/u.test(resource)) {
+  if (
+    typeof resource !== "string" || resource === "" || resource.startsWith("-") || /[\s\p{Cc}\p{Cf}]/u.test(resource)
+  ) {
     throw new OriginError("failed", `not a resource: ${JSON.stringify(safeText(String(resource)))}`);
   }
   return resource;

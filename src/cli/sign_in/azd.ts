@@ -47,7 +47,9 @@ export function azdFailure(code: number | null, stdout: string, stderr: string):
   const line = errorLine(stderr) || errorLine(stdout.replace(/\\n/g, "\n").replace(/"/g, "\n"));
   if (code === 127) return new OriginError("missing", `azd was not found (${INSTALL})`);
   if (TENANT_CODES.test(said)) return toolError("wrong_tenant", "azd", line);
-  if (/not logged in, run `azd (?:auth )?login`/.test(said)) return toolError("signed_out", "azd", line, "run azd auth login");
+  if (/not logged in, run `azd (?:auth )?login`/.test(said)) {
+    return toolError("signed_out", "azd", line, "run azd auth login");
+  }
   return toolError("failed", "azd", line || `exited with code ${code}`);
 }
 

@@ -129,7 +129,10 @@ const CMD_SPECIAL = /["%!^&|<>\r\n]/;
 function batchCommand(file: string, args: readonly string[], env: ToolEnv): [string, string[]] {
   for (const arg of [file, ...args]) {
     if (CMD_SPECIAL.test(arg)) {
-      throw new OriginError("failed", `refused to pass ${JSON.stringify(arg)} to a batch file: it holds a character cmd.exe reads`);
+      throw new OriginError(
+        "failed",
+        `refused to pass ${JSON.stringify(arg)} to a batch file: it holds a character cmd.exe reads`,
+      );
     }
   }
   const comspec = env.ComSpec ?? env.COMSPEC ?? `${safeWorkingDirectory(env, "win32")}\\System32\\cmd.exe`;

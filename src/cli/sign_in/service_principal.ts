@@ -80,7 +80,14 @@ function secretFetch(secret: string, inner: FetchLike): FetchLike {
     form.delete("client_assertion");
     form.delete("client_assertion_type");
     form.set("client_secret", secret);
-    return inner(new Request(request.url, { method: request.method, headers: request.headers, body: form.toString(), signal: request.signal }));
+    return inner(
+      new Request(request.url, {
+        method: request.method,
+        headers: request.headers,
+        body: form.toString(),
+        signal: request.signal,
+      }),
+    );
   };
 }
 
@@ -116,19 +123,21 @@ export function servicePrincipalOrigin(options: ServicePrincipalOptions): TokenO
   const inner: FetchLike = options.fetch ?? ((request) => fetch(request));
   let client: ManagedIdentityClient;
   try {
-    client = new ManagedIdentityClient({
-      env: {
-        AZURE_TENANT_ID: found.tenant,
-        AZURE_CLIENT_ID: found.clientId,
-        // A secret wins over a file, as @azure/identity's EnvironmentCredential reads them.
-        AZURE_FEDERATED_TOKEN_FILE: found.secret ? PLACEHOLDER_FILE : found.file,
-        ...(found.authority ? { AZURE_AUTHORITY_HOST: found.authority } : {}),
-      },
-      fetch: found.secret ? secretFetch(found.secret, inner) : inner,
-      cache: new TokenCache(),
-      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-      ...(found.secret ? { [INTERNAL]: { tokenFileSystem: placeholderFile } } : {}),
-    } as ConstructorParameters<typeof ManagedIdentityClient>[0]);
+    client = new ManagedIdentityClient(
+      {
+        env: {
+          AZURE_TENANT_ID: found.tenant,
+          AZURE_CLIENT_ID: found.clientId,
+          // A secret wins over a file, as @azure/identity's EnvironmentCredential reads them.
+          AZURE_FEDERATED_TOKEN_FILE: found.secret ? PLACEHOLDER_FILE : found.file,
+          ...(found.authority ? { AZURE_AUTHORITY_HOST: found.authority } : {}),
+        },
+        fetch: found.secret ? secretFetch(found.secret, inner) : inner,
+        cache: new TokenCache(),
+        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+        ...(found.secret ? { [INTERNAL]: { tokenFileSystem: placeholderFile } } : {}),
+      } as ConstructorParameters<typeof ManagedIdentityClient>[0],
+    );
   } catch (error) {
     if (error instanceof ManagedIdentityError) throw failure(error, secrets);
     throw error;
@@ -142,7 +151,10 @@ export function servicePrincipalOrigin(options: ServicePrincipalOptions): TokenO
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         if (error instanceof ManagedIdentityError) throw failure(error, secrets);
-        throw new OriginError("failed", `service principal: ${safeText(String((error as Error)?.message ?? error), secrets)}`);
+        throw new OriginError(
+          "failed",
+          `service principal: ${safeText(String((error as Error)?.message ?? error), secrets)}`,
+        );
       }
     },
   };
