@@ -4,7 +4,7 @@
  * of every source. The same file runs on Deno, Bun and Node 24:
  *
  * ```sh
- * deno run --allow-env --allow-net --allow-read --allow-write jsr:@azmi/managed-identity/cli token https://vault.azure.net
+ * deno run --allow-env --allow-net --allow-read --allow-write --allow-run=az,azd jsr:@azmi/managed-identity/cli token https://vault.azure.net
  * node src/cli.ts detect
  * bun src/cli.ts doctor
  * ```

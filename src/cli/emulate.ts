@@ -28,50 +28,9 @@ import { loadBuiltin } from "../runtime.ts";
 import { noPositionals, parseArgs, UsageError, wholeNumber } from "./args.ts";
 import { EXIT_CODES, printable } from "./common.ts";
 import { checkCreatable } from "./writable.ts";
+import { RELAY_FLAGS, relayCommand } from "./relay.ts";
+import { shellQuote, stopped } from "./running.ts";
 import { visible } from "../redact.ts";
-
-/** A value for a POSIX shell: single-quoted, with embedded single quotes closed and escaped. */
-function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Resolves when the signal aborts, or (without one) on SIGINT or SIGTERM; then removes its listeners. */
-function stopped(until: AbortSignal | undefined): Promise<string> {
-  if (until) {
-    return new Promise((resolve) => {
-      if (until.aborted) return resolve("stopped");
-      until.addEventListener("abort", () => resolve("stopped"), { once: true });
-    });
-  }
-  type Listener = () => void;
-  const runtime = globalThis as {
-    Deno?: {
-      addSignalListener(signal: string, listener: Listener): void;
-      removeSignalListener(signal: string, listener: Listener): void;
-    };
-    process?: { on(signal: string, listener: Listener): unknown; off(signal: string, listener: Listener): unknown };
-  };
-  return new Promise((resolve) => {
-    const removals: (() => void)[] = [];
-    for (const signal of ["SIGINT", "SIGTERM"]) {
-      const listener = () => {
-        for (const remove of removals) remove();
-        resolve(signal);
-      };
-      try {
-        if (runtime.Deno) {
-          runtime.Deno.addSignalListener(signal, listener);
-          removals.push(() => runtime.Deno!.removeSignalListener(signal, listener));
-        } else if (runtime.process) {
-          runtime.process.on(signal, listener);
-          removals.push(() => runtime.process!.off(signal, listener));
-        }
-      } catch {
-        // Deno on Windows has no SIGTERM listener: SIGINT (Ctrl+C) still stops it.
-      }
-    }
-  });
-}
 
 /** What each source accepts as a user-assigned identity, as the emulator enforces it (docs/sources.md). */
 const USER_ASSIGNED: Readonly<Record<Source, string>> = {
@@ -132,8 +91,16 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
     "arc-key-dir": "a directory",
     "federated-token-dir": "a directory",
     fail: "failure scenarios, such as throttled:2,server-error@imds",
+    ...RELAY_FLAGS,
   });
   noPositionals("emulate", parsed);
+  // Real tokens from the developer's sign-in: the relay, a command of its own behind the flag.
+  if (parsed.values.has("tokens-from")) return relayCommand(parsed, io);
+  for (const flag of Object.keys(RELAY_FLAGS)) {
+    if (parsed.values.has(flag)) {
+      throw new UsageError(`Flag "--${flag}" goes with --tokens-from (az, azd or sp): real tokens`, "emulate");
+    }
+  }
   const named = parsed.values.get("source");
   let sources: readonly Source[] = ALL_SOURCES;
   if (named !== undefined) {

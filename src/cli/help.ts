@@ -141,6 +141,8 @@ reachable, 4 timeout, 5 configuration error.
 export const EMULATE_HELP: string =
   `Usage: azmi emulate [--source NAME] [--port N] [--lifetime SECONDS] [--refresh-in SECONDS]
                     [--arc-key-dir DIR] [--federated-token-dir DIR] [--fail SCENARIOS]
+       azmi emulate --tokens-from az|azd|sp [--tenant T] [--source appservice|imds]
+                    [--listen ADDRESS] [--port N]
 
 Runs local stand-ins of the managed identity endpoints on 127.0.0.1 (for workload identity,
 Microsoft Entra ID's token endpoint and a federated token file) and prints, for a shell, the
@@ -173,9 +175,25 @@ Options:
                       always for the others), then the next scenario of that source or the
                       normal answer; SOURCE one source (as --source names it), default every
                       one where it applies. Example: --fail throttled:2,server-error@imds
+
+Real tokens, your own (the relay):
+  --tokens-from KIND  serve real tokens instead of emulated ones, from az (az account
+                      get-access-token), azd (azd auth token), or sp (AZURE_TENANT_ID,
+                      AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE),
+                      over App Service's protocol with a secret IDENTITY_HEADER generated at
+                      start, so unchanged code (any Azure SDK) gets real tokens locally. Kept in
+                      memory per resource until 5 minutes before expiry; one tool run per
+                      resource at a time. A request naming a user-assigned identity gets your
+                      token too (said once per ID on stderr). Prints the exports, a docker run
+                      line and Compose's. On Deno, az and azd need --allow-run
+  --tenant T          the tenant the tokens come from (az --tenant, azd --tenant-id)
+  --source imds       IMDS's protocol instead (no secret: loopback only, with a warning)
+  --listen ADDRESS    listen on this IP (default 127.0.0.1): loopback, or a private address
+                      such as a Docker bridge's 172.17.0.1 (with a warning: whoever reaches it
+                      and holds the secret gets your tokens)
   -h, --help          show this text
 
 Exit codes: 0 stopped by a signal, 1 the emulator could not start, 2 usage error,
-5 Azure Arc's key directory or the federated token directory is not writable, or the runtime
+5 the service principal's variables are missing, Azure Arc's key directory or the federated token directory is not writable, or the runtime
 refused a permission (the message names the flag).
 `;
