@@ -181,7 +181,12 @@ try {
   await tools.remove();
 }
 
-const time = (ms: number) => (ms < 1000 ? `${ms.toFixed(ms < 10 ? 2 : 0)} ms` : `${(ms / 1000).toFixed(2)} s`);
+const time = (ms: number) =>
+  ms < 1
+    ? `${(ms * 1000).toFixed(ms < 0.01 ? 1 : 0)} µs`
+    : ms < 1000
+    ? `${ms.toFixed(ms < 10 ? 2 : 0)} ms`
+    : `${(ms / 1000).toFixed(2)} s`;
 const runsText = (n: number) => `${n} az run${n === 1 ? "" : "s"}`;
 const cell = (phase: Phase | undefined, sequential = false) => {
   if (!phase) return "(no cache: as the row above)";
