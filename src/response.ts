@@ -37,7 +37,8 @@ const TWO_HOURS = 2 * 60 * 60 * 1000;
  */
 export const MAX_LIFETIME_MS = 365 * 24 * 60 * 60 * 1000;
 
-function parseJsonObject(text: string): Record<string, unknown> | undefined {
+/** The JSON object `text` holds, or `undefined` for anything else (an array, a string, broken JSON). */
+export function parseJsonObject(text: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(text);
     return value !== null && typeof value === "object" && !Array.isArray(value)

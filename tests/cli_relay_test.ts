@@ -10,40 +10,10 @@ import { networkInterfaces } from "node:os";
 import { ManagedIdentityClient, ManagedIdentityError, TokenCache } from "../mod.ts";
 import { EXIT_CODES, main } from "../src/cli.ts";
 import { AZ_SIGNED_OUT, azAnswer, azdAnswer, type FakeTools, fakeTools } from "./helpers/fake_tools.ts";
+import { parseExports, startEmulate } from "./helpers/emulate.ts";
 
 const VAULT = "https://vault.azure.net";
 const TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0LmF6dXJlLm5ldCJ9.c2lnbmF0dXJl";
-
-/** The variables of `export NAME='value'` lines, unquoted as a POSIX shell would. */
-function parseExports(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const match = /^export ([A-Za-z_][A-Za-z0-9_]*)=((?:'[^']*'|\\')+)$/.exec(line);
-    if (!match) continue;
-    env[match[1]!] = match[2]!.replace(/'([^']*)'|\\(')/g, (_, quoted: string | undefined, e: string) => quoted ?? e);
-  }
-  return env;
-}
-
-/** Runs `azmi emulate` with `args` until it has printed its variables. */
-async function startRelay(args: string[], env: Record<string, string>) {
-  const stop = new AbortController();
-  let out = "";
-  let err = "";
-  let printed!: () => void;
-  const ready = new Promise<void>((resolve) => printed = resolve);
-  const running = main(["emulate", ...args], {
-    env,
-    stdout: (text) => {
-      out += text;
-      if (out.includes("Running until")) printed();
-    },
-    stderr: (text) => err += text,
-    until: stop.signal,
-  });
-  await Promise.race([ready, running.then((code) => assert.fail(`emulate ended early with ${code}: ${err}`))]);
-  return { out: () => out, err: () => err, stop, running };
-}
 
 /** Runs `main` to its end, capturing what it prints. */
 async function run(args: string[], env: Record<string, string>) {
@@ -67,7 +37,7 @@ describe("azmi emulate --tokens-from", { timeout: 60_000 }, () => {
   test("az: App Service's variables, a real token for the app, one az run for many clients", async () => {
     await tools.set("az", { stdout: azAnswer(TOKEN, expires()) });
     const before = await tools.runs("az");
-    const relay = await startRelay(["--tokens-from", "az"], tools.env());
+    const relay = await startEmulate(["--tokens-from", "az"], tools.env());
     try {
       const env = parseExports(relay.out());
       assert.deepEqual(Object.keys(env), ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"]);
@@ -103,7 +73,7 @@ describe("azmi emulate --tokens-from", { timeout: 60_000 }, () => {
 
   test("a user-assigned ID gets the developer's token, and stderr says so once per ID", async () => {
     await tools.set("az", { stdout: azAnswer(TOKEN, expires()) });
-    const relay = await startRelay(["--tokens-from", "az"], tools.env());
+    const relay = await startEmulate(["--tokens-from", "az"], tools.env());
     try {
       const env = parseExports(relay.out());
       const clientId = "11111111-2222-3333-4444-555555555555";
@@ -123,7 +93,7 @@ describe("azmi emulate --tokens-from", { timeout: 60_000 }, () => {
   test("signed out of az: the app gets App Service's error with az's words, not retried", async () => {
     await tools.set("az", AZ_SIGNED_OUT);
     const before = await tools.runs("az");
-    const relay = await startRelay(["--tokens-from", "az"], tools.env());
+    const relay = await startEmulate(["--tokens-from", "az"], tools.env());
     try {
       const client = new ManagedIdentityClient({ env: parseExports(relay.out()), cache: new TokenCache() });
       await assert.rejects(client.acquireToken(VAULT), (error: unknown) => {
@@ -141,7 +111,7 @@ describe("azmi emulate --tokens-from", { timeout: 60_000 }, () => {
 
   test("azd, over IMDS's protocol on loopback, with a warning that IMDS has no secret", async () => {
     await tools.set("azd", { stdout: azdAnswer(TOKEN, expires()) });
-    const relay = await startRelay(
+    const relay = await startEmulate(
       ["--tokens-from", "azd", "--source", "imds", "--tenant", "contoso.com"],
       tools.env(),
     );
@@ -172,7 +142,7 @@ describe("azmi emulate --tokens-from", { timeout: 60_000 }, () => {
     )?.address;
     const address = own ?? "127.0.0.2";
     await tools.set("az", { stdout: azAnswer(TOKEN, expires()) });
-    const relay = await startRelay(["--tokens-from", "az", "--listen", address], tools.env());
+    const relay = await startEmulate(["--tokens-from", "az", "--listen", address], tools.env());
     try {
       const env = parseExports(relay.out());
       const host = address.includes(":") ? `[${address}]` : address;

@@ -21,6 +21,7 @@ import { checkWritable } from "../src/cli/writable.ts";
 import { oneLine } from "../src/cli/common.ts";
 import { createEmulator, type Emulator, EMULATOR_TENANT, readClaims } from "../src/emulator/mod.ts";
 import { loopback } from "./helpers/fake.ts";
+import { parseExports, startEmulate } from "./helpers/emulate.ts";
 
 const VAULT = "https://vault.azure.net";
 const SECRET = "s3cret-identity-header-value";
@@ -56,20 +57,6 @@ function emulatedEndpoint(emulator: Emulator, source: Parameters<Emulator["handl
     return response;
   };
   return { fetch, requests, tokens };
-}
-
-/** The variables of `export NAME='value'` lines, unquoted as a POSIX shell would. */
-function parseExports(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const match = /^export ([A-Za-z_][A-Za-z0-9_]*)=((?:'[^']*'|\\')+)$/.exec(line);
-    if (!match) continue;
-    env[match[1]!] = match[2]!.replace(
-      /'([^']*)'|\\(')/g,
-      (_, quoted: string | undefined, escaped: string) => quoted ?? escaped,
-    );
-  }
-  return env;
 }
 
 describe("oneLine()", () => {
@@ -741,30 +728,6 @@ describe("azmi usage errors", () => {
     });
   }
 });
-
-/** Runs `azmi emulate` with `args` until it has printed its variables: `stop` ends it, `running` is its exit code. */
-async function startEmulate(args: string[]): Promise<{
-  out(): string;
-  err(): string;
-  readonly stop: AbortController;
-  readonly running: Promise<number>;
-}> {
-  const stop = new AbortController();
-  let out = "";
-  let err = "";
-  let printed!: () => void;
-  const ready = new Promise<void>((resolve) => printed = resolve);
-  const running = main(["emulate", ...args], {
-    stdout: (text) => {
-      out += text;
-      if (out.includes("Running until")) printed();
-    },
-    stderr: (text) => err += text,
-    until: stop.signal,
-  });
-  await Promise.race([ready, running.then((code) => assert.fail(`emulate ended early with ${code}: ${err}`))]);
-  return { out: () => out, err: () => err, stop, running };
-}
 
 describe("azmi emulate", () => {
   test("prints export lines that a client can use, and stops when the signal aborts", async () => {

@@ -48,6 +48,7 @@ import {
 } from "../src/emulator/mod.ts";
 import { testClient } from "./helpers/fake.ts";
 import { fakeTime } from "./helpers/faults.ts";
+import { parseExports, startEmulate } from "./helpers/emulate.ts";
 
 const VAULT = "https://vault.azure.net";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -206,20 +207,6 @@ async function documentedCliFlags(): Promise<string[]> {
   assert.equal(lines.length, 2, "the README's deno install and deno run lines for the CLI");
   for (const line of lines) assert.deepEqual(allowFlags(line), task, `the README's "${line}"`);
   return task;
-}
-
-/** The variables of `export NAME='value'` lines. */
-function parseExports(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const match = /^export ([A-Za-z_][A-Za-z0-9_]*)=((?:'[^']*'|\\')+)$/.exec(line);
-    if (!match) continue;
-    env[match[1]!] = match[2]!.replace(
-      /'([^']*)'|\\(')/g,
-      (_, quoted: string | undefined, escaped: string) => quoted ?? escaped,
-    );
-  }
-  return env;
 }
 
 /** The `export` lines of one source's block in `azmi emulate`'s output. */
@@ -887,25 +874,6 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
   let err = "";
   const code = await main(args, { env: {}, stdout: (t) => out += t, stderr: (t) => err += t } as CliIo);
   return { code, out, err };
-}
-
-/** Runs `azmi emulate` in this process until it has printed its variables. */
-async function startEmulate(args: string[]) {
-  const stop = new AbortController();
-  let out = "";
-  let err = "";
-  let printed!: () => void;
-  const ready = new Promise<void>((resolve) => printed = resolve);
-  const running = main(["emulate", ...args], {
-    stdout: (text) => {
-      out += text;
-      if (out.includes("Running until")) printed();
-    },
-    stderr: (text) => err += text,
-    until: stop.signal,
-  });
-  await Promise.race([ready, running.then((code) => assert.fail(`emulate ended early with ${code}: ${err}`))]);
-  return { out: () => out, err: () => err, stop, running };
 }
 
 describe("azmi emulate --fail", () => {

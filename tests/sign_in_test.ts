@@ -45,6 +45,16 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Whether `pid` has ended within `ms` (a killed process takes a moment to go on a loaded machine). */
+async function gone(pid: number, ms = 3_000): Promise<boolean> {
+  const until = performance.now() + ms;
+  while (alive(pid)) {
+    if (performance.now() > until) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
 async function rejects(promise: Promise<unknown>, reason: string, pattern?: RegExp): Promise<OriginError> {
   try {
     await promise;
@@ -224,8 +234,7 @@ describe("running a tool", () => {
     assert.ok(took >= 450 && took < 2000, `took ${took} ms`);
     const pids = await tools.pids("az");
     assert.equal(pids.length, 2, "the script and its child");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    for (const pid of pids) assert.ok(!alive(pid), `pid ${pid} is still there`);
+    for (const pid of pids) assert.ok(await gone(pid), `pid ${pid} is still there`);
   });
 
   test("the abort signal ends a run at once, killing the tool", async () => {
@@ -238,8 +247,7 @@ describe("running a tool", () => {
     controller.abort(reason);
     await assert.rejects(run, (error) => error === reason);
     assert.ok(performance.now() - started < 1000);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    for (const pid of await tools.pids("az")) assert.ok(!alive(pid), `pid ${pid} is still there`);
+    for (const pid of await tools.pids("az")) assert.ok(await gone(pid), `pid ${pid} is still there`);
   });
 
   test("a tool printing forever is killed at the output cap", async () => {
@@ -251,8 +259,7 @@ describe("running a tool", () => {
       /more than 65536 bytes on stdout/,
     );
     assert.ok(performance.now() - started < 5000);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    for (const pid of await tools.pids("az")) assert.ok(!alive(pid), `pid ${pid} is still there`);
+    for (const pid of await tools.pids("az")) assert.ok(await gone(pid), `pid ${pid} is still there`);
   });
 
   test("a tool that exits leaving a child in a session of its own holding its output ends at the timeout", async () => {

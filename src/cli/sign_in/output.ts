@@ -6,7 +6,7 @@
  */
 
 import { endpointText, visible } from "../../redact.ts";
-import { MAX_LIFETIME_MS } from "../../response.ts";
+import { MAX_LIFETIME_MS, parseJsonObject } from "../../response.ts";
 import { OriginError, type OriginFailure } from "../../emulator/origin.ts";
 
 /** The longest excerpt of a tool's message an error carries. */
@@ -33,17 +33,8 @@ export function errorLine(stderr: string): string {
   return (error ?? lines.find((line) => line.trim() !== "") ?? "").replace(/^\s*ERROR:\s*/, "");
 }
 
-/** The JSON object a tool printed, or `undefined` when it printed anything else. */
-export function jsonObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value !== null && typeof value === "object" && !Array.isArray(value)
-      ? value as Record<string, unknown>
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** The JSON object a tool printed, or `undefined` when it printed anything else (the library's reading of a body). */
+export const jsonObject: (text: string) => Record<string, unknown> | undefined = parseJsonObject;
 
 // What an access token may hold: the characters of a JWT, of base64 and of the opaque tokens
 // some resources use; nothing a header or a JSON body would have to escape.
