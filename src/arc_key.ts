@@ -16,10 +16,29 @@
 
 import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { loadBuiltin } from "./runtime.ts";
-import type { ArcConfig } from "./sources/azure_arc.ts";
 import { httpError, refusedFlag } from "./failure.ts";
 import { visible } from "./redact.ts";
-import { bounded, type FileHandleView, type FileStat, openFlags, openWithin, readAtMost } from "./file_read.ts";
+import {
+  type ArcKeyFileSystem,
+  bounded,
+  type FileHandleView,
+  type FileStat,
+  openFlags,
+  openWithin,
+  readAtMost,
+} from "./file_read.ts";
+
+export type { ArcKeyFileSystem };
+
+/** What Arc captures at construction. */
+export interface ArcConfig {
+  readonly platform: string;
+  readonly programData: string | undefined;
+  /** Overrides from the internal seam (tests). */
+  readonly tokenDirectory: string | undefined;
+  readonly fileSystem: ArcKeyFileSystem | undefined;
+}
+
 import type { HttpReply, ParseContext, ParseOutcome, parseStandardReply } from "./sources/source.ts";
 
 /** What `lstat` and `fstat` say about a file, as far as the checks need. */
@@ -27,14 +46,6 @@ export type ArcKeyStat = FileStat;
 
 /** An open key file: the subset of `node:fs/promises`' `FileHandle` the read needs. */
 export type ArcKeyHandle = FileHandleView;
-
-/** The file operations the challenge needs: the subset of `node:fs/promises` it uses. */
-export interface ArcKeyFileSystem {
-  /** `lstat`: a symbolic link is reported as one, not followed. */
-  lstat(path: string): Promise<ArcKeyStat & { isSymbolicLink(): boolean }>;
-  /** `open` with numeric flags. */
-  open(path: string, flags: number): Promise<ArcKeyHandle>;
-}
 
 /** The agent's token directory on Linux. */
 export const ARC_LINUX_TOKEN_DIRECTORY = "/var/opt/azcmagent/tokens";

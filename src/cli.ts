@@ -39,7 +39,7 @@
 
 import { ManagedIdentityError } from "../mod.ts";
 import { isHelp, UsageError } from "./cli/args.ts";
-import { errorLine, EXIT_CODES, exitCodeOf, printable } from "./cli/common.ts";
+import { type CliIo, errorLine, EXIT_CODES, exitCodeOf, printable } from "./cli/common.ts";
 import { visible } from "./redact.ts";
 import { detectCommand } from "./cli/detect.ts";
 import { doctorCommand } from "./cli/doctor.ts";
@@ -49,26 +49,7 @@ import { tokenCommand } from "./cli/token.ts";
 import { VERSION } from "./version.ts";
 
 export { EXIT_CODES };
-
-/** Where a {@linkcode main} run reads its environment and writes its output. */
-export interface CliIo {
-  /** The environment to use instead of the process environment (tests). */
-  readonly env?: Readonly<Record<string, string | undefined>>;
-  /** Receives standard output, in pieces that end with a line break. */
-  stdout(text: string): void;
-  /** Receives standard error (messages and usage errors), in pieces that end with a line break. */
-  stderr(text: string): void;
-  /**
-   * The `fetch` used for every request (tests pass a fake endpoint); by default the client's own
-   * transport, which reaches a local endpoint without any proxy.
-   */
-  readonly fetch?: (request: Request) => Response | Promise<Response>;
-  /**
-   * Stops `azmi emulate` when it aborts. Without it, `emulate` runs until the process receives
-   * SIGINT or SIGTERM.
-   */
-  readonly until?: AbortSignal;
-}
+export type { CliIo };
 
 /** A command: what runs it (after `--help` is handled), and its help text. */
 interface Command {

@@ -8,8 +8,7 @@
 
 import { CredentialUnavailableError, ManagedIdentityError } from "./errors.ts";
 import { endpointText, TEXT_WINDOW } from "./redact.ts";
-import type { ReplyContext } from "./response.ts";
-import type { HttpReply } from "./sources/source.ts";
+import type { HttpReply, ReplyContext } from "./response.ts";
 import type { Source } from "./types.ts";
 
 /** What an error body said, in any source's shape. */

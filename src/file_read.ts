@@ -84,3 +84,16 @@ export async function readAtMost(handle: FileHandleView, max: number, bound: Bou
   }
   return buffer.subarray(0, size);
 }
+
+/** Azure Arc's key file seam (`src/arc_key.ts`): the file operations the challenge needs: the subset of `node:fs/promises` it uses. */
+export interface ArcKeyFileSystem {
+  /** `lstat`: a symbolic link is reported as one, not followed. */
+  lstat(path: string): Promise<FileStat & { isSymbolicLink(): boolean }>;
+  /** `open` with numeric flags. */
+  open(path: string, flags: number): Promise<FileHandleView>;
+}
+
+/** Workload identity's token file seam (`src/token_file.ts`): the file operations its read needs (the subset of `node:fs/promises`). */
+export interface TokenFileSystem {
+  open(path: string, flags: number): Promise<FileHandleView>;
+}

@@ -5,8 +5,7 @@
  * @module
  */
 
-import type { ArcKeyFileSystem } from "./arc_key.ts";
-import type { TokenFileSystem } from "./sources/workload_identity.ts";
+import type { ArcKeyFileSystem, TokenFileSystem } from "./file_read.ts";
 
 /** The key of the internal options. */
 export const INTERNAL: unique symbol = Symbol("azmi.internal");

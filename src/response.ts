@@ -7,6 +7,13 @@
 import { ManagedIdentityError } from "./errors.ts";
 import type { Source } from "./types.ts";
 
+/** An HTTP response with its body already read (under the size cap). */
+export interface HttpReply {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: string;
+}
+
 /** A successful token response, with times in milliseconds since the epoch. */
 export interface ParsedToken {
   readonly accessToken: string;

@@ -11,7 +11,7 @@
 import { ManagedIdentityError } from "./errors.ts";
 import { bounded, openFlags, openWithin, readAtMost } from "./file_read.ts";
 import { loadBuiltin } from "./runtime.ts";
-import type { TokenFileSystem } from "./sources/workload_identity.ts";
+import type { TokenFileSystem } from "./file_read.ts";
 
 /** The largest federated token file accepted (a service account token is 1 to 2 KB). */
 export const MAX_TOKEN_FILE_BYTES = 64 * 1024;

@@ -14,6 +14,26 @@ import { CredentialUnavailableError, ManagedIdentityError } from "../../mod.ts";
 import type { Source } from "../../mod.ts";
 import { visible } from "../redact.ts";
 
+/** Where a `main` (src/cli.ts) run reads its environment and writes its output. */
+export interface CliIo {
+  /** The environment to use instead of the process environment (tests). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Receives standard output, in pieces that end with a line break. */
+  stdout(text: string): void;
+  /** Receives standard error (messages and usage errors), in pieces that end with a line break. */
+  stderr(text: string): void;
+  /**
+   * The `fetch` used for every request (tests pass a fake endpoint); by default the client's own
+   * transport, which reaches a local endpoint without any proxy.
+   */
+  readonly fetch?: (request: Request) => Response | Promise<Response>;
+  /**
+   * Stops `azmi emulate` when it aborts. Without it, `emulate` runs until the process receives
+   * SIGINT or SIGTERM.
+   */
+  readonly until?: AbortSignal;
+}
+
 /**
  * What each exit code of {@linkcode main} means, for scripts that branch on it.
  *

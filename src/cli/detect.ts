@@ -9,7 +9,7 @@
 
 import { detectSource } from "../../mod.ts";
 import type { Source } from "../../mod.ts";
-import type { CliIo } from "../cli.ts";
+import type { CliIo } from "./common.ts";
 import { envReader } from "../env.ts";
 import { ARC_DEFAULT_ENDPOINT } from "../sources/azure_arc.ts";
 import { IMDS_HOST } from "../sources/imds.ts";

@@ -10,7 +10,7 @@
 import { ManagedIdentityError } from "../../mod.ts";
 import type { FetchLike, IdentityOptions, Source } from "../../mod.ts";
 import { ARC_LINUX_TOKEN_DIRECTORY } from "../arc_key.ts";
-import type { CliIo } from "../cli.ts";
+import type { CliIo } from "./common.ts";
 import { readClaims } from "../emulator/mod.ts";
 import { endpointText, visible } from "../redact.ts";
 import { networkReason, refusedFlag } from "../failure.ts";

@@ -11,7 +11,7 @@
 
 import type { Source } from "../../mod.ts";
 import { ARC_LINUX_TOKEN_DIRECTORY } from "../arc_key.ts";
-import type { CliIo } from "../cli.ts";
+import type { CliIo } from "./common.ts";
 import { ALL_SOURCES, serve } from "../emulator/mod.ts";
 import type { FailureScenario, RunningEmulator } from "../emulator/mod.ts";
 import {

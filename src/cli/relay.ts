@@ -10,7 +10,7 @@
  */
 
 import type { Source } from "../../mod.ts";
-import type { CliIo } from "../cli.ts";
+import type { CliIo } from "./common.ts";
 import { serve } from "../emulator/mod.ts";
 import type { RunningEmulator } from "../emulator/mod.ts";
 import { sourceNamed } from "../emulator/faults.ts";

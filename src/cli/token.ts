@@ -8,7 +8,7 @@
 import { ManagedIdentityClient, TokenCache } from "../../mod.ts";
 import type { FetchLike, IdentityOptions, ManagedIdentityClientOptions, TokenResult } from "../../mod.ts";
 import { INTERNAL, internalOptions } from "../internal.ts";
-import type { CliIo } from "../cli.ts";
+import type { CliIo } from "./common.ts";
 import { SOURCES } from "../sources/index.ts";
 import { defaultFetch } from "../transport.ts";
 import {

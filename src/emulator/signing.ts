@@ -8,7 +8,7 @@
  */
 
 import { concat } from "../http1.ts";
-import { base64urlBytes } from "./token.ts";
+import { base64urlBytes } from "./base64url.ts";
 
 /** One key of a JSON Web Key Set, as the emulator publishes it (Entra's fields, and `alg`). */
 export interface EmulatorJwk {

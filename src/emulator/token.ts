@@ -7,6 +7,7 @@
  * @module
  */
 
+import { base64urlBytes } from "./base64url.ts";
 import type { EmulatorSigningKey } from "./signing.ts";
 
 /** The IDs of an identity the emulator serves. */
@@ -65,10 +66,6 @@ export const EMULATOR_TENANT = "72f988bf-0000-4000-8000-00000000a2f1";
 
 /** The issuer of the emulator's tokens, Entra's for v1 tokens: `https://sts.windows.net/{tenant}/`. */
 export const EMULATOR_ISSUER: string = `https://sts.windows.net/${EMULATOR_TENANT}/`;
-
-/** Bytes as base64url, without padding (JWT's encoding). */
-export const base64urlBytes = (bytes: Uint8Array): string =>
-  btoa(String.fromCharCode(...bytes)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
 
 /** The claims of a token for `resource` and `identity`, issued by `source` at `issuedAt` (Unix seconds). */
 export function emulatedClaims(

@@ -16,7 +16,8 @@
  */
 
 import type { EmulatedIdentity } from "./token.ts";
-import { base64urlBytes, readClaims } from "./token.ts";
+import { base64urlBytes } from "./base64url.ts";
+import { readClaims } from "./token.ts";
 
 /** The audience of a federated token that Entra exchanges (the AKS webhook's default). */
 export const FEDERATED_TOKEN_AUDIENCE = "api://AzureADTokenExchange";

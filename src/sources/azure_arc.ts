@@ -4,21 +4,12 @@
  * @module
  */
 
-import type { ArcKeyFileSystem } from "../arc_key.ts";
+import type { ArcConfig } from "../arc_key.ts";
 import { currentPlatform } from "../runtime.ts";
 import { identityQuery, parseStandardReply, type SourceDefinition, withQuery } from "./source.ts";
 
 /** The agent's endpoint when `IDENTITY_ENDPOINT` is unset. */
 export const ARC_DEFAULT_ENDPOINT = "http://127.0.0.1:40342/metadata/identity/oauth2/token";
-
-/** What Arc captures at construction. */
-export interface ArcConfig {
-  readonly platform: string;
-  readonly programData: string | undefined;
-  /** Overrides from the internal seam (tests). */
-  readonly tokenDirectory: string | undefined;
-  readonly fileSystem: ArcKeyFileSystem | undefined;
-}
 
 /**
  * `GET $IDENTITY_ENDPOINT?api-version=2020-06-01&resource=...` with `Metadata: true`; the agent

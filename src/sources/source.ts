@@ -8,7 +8,9 @@
 import type { EnvReader } from "../env.ts";
 import { ManagedIdentityError } from "../errors.ts";
 import type { Identity, IdentityKind } from "../identity.ts";
-import { type ParsedToken, parseTokenBody, type ReplyContext } from "../response.ts";
+import { type HttpReply, type ParsedToken, parseTokenBody, type ReplyContext } from "../response.ts";
+
+export type { HttpReply };
 import type { InternalOptions } from "../internal.ts";
 import type { FetchLike, Source } from "../types.ts";
 
@@ -22,13 +24,6 @@ export interface RequestSpec {
   readonly secrets?: readonly string[];
   /** `false` when this request must never be retried (Arc's challenge). */
   readonly retry?: false;
-}
-
-/** An HTTP response with its body already read (under the size cap). */
-export interface HttpReply {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly body: string;
 }
 
 /** Everything a source needs to build a request. */

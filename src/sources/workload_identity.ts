@@ -11,7 +11,9 @@
 
 import { ManagedIdentityError } from "../errors.ts";
 import type { InternalOptions } from "../internal.ts";
-import type { FileHandleView } from "../file_read.ts";
+import type { TokenFileSystem } from "../file_read.ts";
+
+export type { TokenFileSystem };
 import type { EnvReader } from "../env.ts";
 import type { SourceDefinition } from "./source.ts";
 
@@ -20,11 +22,6 @@ export const ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com";
 
 /** The federated token file is read again once its contents are this old (the kubelet rotates it). */
 export const ASSERTION_MAX_AGE_MS = 5 * 60 * 1000;
-
-/** The file operations the token file read needs (the subset of `node:fs/promises`). */
-export interface TokenFileSystem {
-  open(path: string, flags: number): Promise<FileHandleView>;
-}
 
 /** What workload identity keeps from construction: the file, and the assertion last read from it. */
 export interface WorkloadConfig {
