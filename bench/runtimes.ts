@@ -3,8 +3,11 @@
  * from PATH when they are there in those versions, else from `.runtimes/` (installed from the npm
  * registry as `deno task test` does); msal-node and @azure/identity installed with npm into
  * `.runtimes/bench/` (gitignored), at the versions Deno's `npm:` specifiers name in
- * bench/peers.ts, so every runtime times the same releases.
+ * bench/peers.ts, so every runtime times the same releases. Node and Bun are found as
+ * `deno task test` finds them: one lookup, tests/helpers/runtimes.ts.
  */
+
+import { locate, output } from "../tests/helpers/runtimes.ts";
 
 const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
 
@@ -13,15 +16,6 @@ export const BENCH_DIR = `${root}.runtimes/bench`;
 
 /** The peers' npm packages and the version ranges of their `npm:` specifiers (bench/peers.ts). */
 export const PEER_PACKAGES = { "@azure/msal-node": "7.2", "@azure/identity": "4.14" } as const;
-
-async function output(command: string, args: string[]): Promise<string | undefined> {
-  try {
-    const { success, stdout } = await new Deno.Command(command, { args, stdout: "piped", stderr: "null" }).output();
-    return success ? new TextDecoder().decode(stdout).trim() : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 async function npm(args: string[]): Promise<void> {
   const [command, prefix] = (await output("npm", ["--version"])) !== undefined
@@ -40,16 +34,10 @@ export interface Runtime {
 
 /** Node 24 or Bun 1: from PATH, else from `.runtimes/`, installing it there when missing. */
 export async function locateRuntime(name: "node" | "bun", major: number): Promise<Runtime> {
-  const local = `${root}.runtimes/node_modules/.bin/${name}`;
-  for (const command of [name, local]) {
-    const version = await output(command, ["--version"]);
-    if (version !== undefined && Number(/(\d+)\./.exec(version)?.[1]) === major) return { command, version };
-  }
-  console.log(`# ${name} ${major} is not on PATH: installing bun@1 and node@24 into .runtimes/ from the npm registry`);
-  await npm(["install", "--prefix", `${root}.runtimes`, "--no-save", "--no-audit", "--no-fund", "bun@1", "node@24"]);
-  const version = await output(local, ["--version"]);
-  if (version === undefined) throw new Error(`Cannot install ${name} ${major}: install it and put it on PATH`);
-  return { command: local, version };
+  const command = await locate(name, major);
+  const version = await output(command, ["--version"]);
+  if (version === undefined) throw new Error(`${command} --version did not run`);
+  return { command, version };
 }
 
 /** The version of a package installed under `dir/node_modules`, or undefined. */

@@ -152,7 +152,8 @@ export class TokenCache {
    * @param options The entry bound.
    * @throws {RangeError} When `maxEntries` is not a positive integer.
    */
-  constructor(options: TokenCacheOptions = {}) {
+  constructor(options?: TokenCacheOptions) {
+    if (options === undefined) options = {};
     this.#store = new CacheStore(numberOption("maxEntries", options.maxEntries, 1000, 1, true));
   }
 

@@ -175,7 +175,8 @@ export class ManagedIdentityClient {
    * @throws {ManagedIdentityError} `unsupported_identity` when the source cannot serve a user-assigned
    *   identity of that kind; `invalid_configuration` when the environment is unusable.
    */
-  constructor(options: ManagedIdentityClientOptions = {}) {
+  constructor(options?: ManagedIdentityClientOptions) {
+    if (options === undefined) options = {};
     const internal = internalOptions(options);
     const identity = parseIdentity(options);
     this.#env = envReader(options.env);
@@ -223,7 +224,8 @@ export class ManagedIdentityClient {
    * const fresh = await client.acquireToken("https://storage.azure.com", { forceRefresh: true });
    * ```
    */
-  acquireToken(resource: string, options: AcquireTokenOptions = {}): Promise<TokenResult> {
+  acquireToken(resource: string, options?: AcquireTokenOptions): Promise<TokenResult> {
+    if (options === undefined) options = {};
     // Not async, so that a cache hit costs a lookup and nothing more; errors still reject.
     try {
       const target = this.#target(resource);
@@ -288,7 +290,8 @@ export class ManagedIdentityClient {
    * const { token, expiresOnTimestamp } = await client.getToken("https://vault.azure.net/.default");
    * ```
    */
-  async getToken(scopes: string | readonly string[], options: GetTokenOptions = {}): Promise<AccessToken> {
+  async getToken(scopes: string | readonly string[], options?: GetTokenOptions): Promise<AccessToken> {
+    if (options === undefined) options = {};
     const list = typeof scopes === "string" ? [scopes] : scopes;
     if (list.length !== 1) {
       throw new TypeError(`Managed identity takes exactly one scope: got ${list.length}`);

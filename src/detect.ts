@@ -129,7 +129,8 @@ const RULES: readonly Rule[] = [
  * console.log(source); // "AppService"
  * ```
  */
-export function detectSource(env?: EnvRecord, options: DetectOptions = {}): Source {
+export function detectSource(env?: EnvRecord, options?: DetectOptions): Source {
+  if (options === undefined) options = {};
   const read = envReader(env);
   const resolved: Resolved = {
     platform: options.platform ?? currentPlatform(),

@@ -324,7 +324,8 @@ async function sameSecret(given: string | null, expected: Promise<Uint8Array>): 
  * const { accessToken } = await client.acquireToken("https://vault.azure.net");
  * ```
  */
-export function createEmulator(options: EmulatorOptions = {}): Emulator {
+export function createEmulator(options?: EmulatorOptions): Emulator {
+  if (options === undefined) options = {};
   const now = options.now ?? Date.now;
   const lifetime = options.lifetimeSeconds ?? 3600;
   const secret = options.secret ?? uuid().replace(/-/g, "");
@@ -370,7 +371,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   async function writeTokenFile(): Promise<string> {
     const fs = fileSystem();
     if (!tokenFile) {
-      let base = options.federatedTokenDirectory;
+      let base = options!.federatedTokenDirectory; // defined: set to {} on entry when not given
       if (base === undefined) {
         try {
           base = builtin<{ tmpdir(): string }>("node:os", "find a temporary directory").tmpdir();

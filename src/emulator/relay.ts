@@ -116,7 +116,8 @@ function checked(value: unknown, now: number): OriginToken | string {
  * const { expiresOn } = await relay.token("https://vault.azure.net");
  * ```
  */
-export function createRelay(origin: TokenOrigin, options: RelayOptions = {}): Relay {
+export function createRelay(origin: TokenOrigin, options?: RelayOptions): Relay {
+  if (options === undefined) options = {};
   const now = options.now ?? Date.now;
   const timeoutMs = options.timeoutMs ?? RELAY_TIMEOUT_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs < 1 || timeoutMs > 2_147_483_647) {

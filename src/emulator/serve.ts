@@ -513,7 +513,8 @@ async function listen(handler: Handler, hostname: string, port: number, tls: boo
  * await running.close();
  * ```
  */
-export async function serve(options: ServeOptions = {}): Promise<RunningEmulator> {
+export async function serve(options?: ServeOptions): Promise<RunningEmulator> {
+  if (options === undefined) options = {};
   const sources = options.sources ?? (options.origin ? ["AppService"] : ALL_SOURCES);
   if (options.origin) {
     const other = sources.find((source) => !RELAYED_SOURCES.includes(source));
