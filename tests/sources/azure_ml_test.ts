@@ -15,46 +15,34 @@ function assertAzureMlRequest(seen: Seen, endpoint = ENDPOINT, secret = ENV.MSI_
 }
 
 describe("Azure ML requests", () => {
-  test("acquireToken() sends DEFAULT_IDENTITY_CLIENT_ID as clientid for the system-assigned identity on Azure ML", async () => {
-    const fake = recorder();
-    const client = testClient({ env: { ...ENV, DEFAULT_IDENTITY_CLIENT_ID: "default-client-id" }, fetch: fake.fetch });
-    await client.acquireToken("https://vault.azure.net");
-    const seen = onlyRequest(fake.seen);
-    assertAzureMlRequest(seen);
-    assert.deepEqual([...seen.url.searchParams], [
-      ["api-version", "2017-09-01"],
-      ["resource", "https://vault.azure.net"],
-      ["clientid", "default-client-id"],
-    ]);
-  });
-
-  test("acquireToken() sends an empty clientid when DEFAULT_IDENTITY_CLIENT_ID is empty on Azure ML", async () => {
-    const fake = recorder();
-    const client = testClient({ env: { ...ENV, DEFAULT_IDENTITY_CLIENT_ID: "" }, fetch: fake.fetch });
-    await client.acquireToken("https://vault.azure.net");
-    const seen = onlyRequest(fake.seen);
-    assertAzureMlRequest(seen);
-    assert.deepEqual([...seen.url.searchParams], [
-      ["api-version", "2017-09-01"],
-      ["resource", "https://vault.azure.net"],
-      ["clientid", ""],
-    ]);
-  });
-
-  test("acquireToken() sends clientid for a client ID on Azure ML, over DEFAULT_IDENTITY_CLIENT_ID", async () => {
-    const fake = recorder();
-    const client = testClient({
-      env: { ...ENV, DEFAULT_IDENTITY_CLIENT_ID: "default-client-id" },
-      fetch: fake.fetch,
-      clientId: "11111111-2222-3333-4444-555555555555",
+  // DEFAULT_IDENTITY_CLIENT_ID names the system-assigned identity; a clientId option wins over it.
+  const cases: [string, Record<string, string>, { clientId?: string }, string][] = [
+    [
+      "sends DEFAULT_IDENTITY_CLIENT_ID as clientid for the system-assigned identity",
+      { DEFAULT_IDENTITY_CLIENT_ID: "default-client-id" },
+      {},
+      "default-client-id",
+    ],
+    ["sends an empty clientid when DEFAULT_IDENTITY_CLIENT_ID is empty", { DEFAULT_IDENTITY_CLIENT_ID: "" }, {}, ""],
+    [
+      "sends clientid for a client ID on Azure ML, over DEFAULT_IDENTITY_CLIENT_ID",
+      { DEFAULT_IDENTITY_CLIENT_ID: "default-client-id" },
+      { clientId: "11111111-2222-3333-4444-555555555555" },
+      "11111111-2222-3333-4444-555555555555",
+    ],
+  ];
+  for (const [name, env, options, clientid] of cases) {
+    test(`acquireToken() ${name}${name.includes("Azure ML") ? "" : " on Azure ML"}`, async () => {
+      const fake = recorder();
+      const client = testClient({ env: { ...ENV, ...env }, fetch: fake.fetch, ...options });
+      await client.acquireToken("https://vault.azure.net");
+      const seen = onlyRequest(fake.seen);
+      assertAzureMlRequest(seen);
+      assert.deepEqual([...seen.url.searchParams], [
+        ["api-version", "2017-09-01"],
+        ["resource", "https://vault.azure.net"],
+        ["clientid", clientid],
+      ]);
     });
-    await client.acquireToken("https://vault.azure.net");
-    const seen = onlyRequest(fake.seen);
-    assertAzureMlRequest(seen);
-    assert.deepEqual([...seen.url.searchParams], [
-      ["api-version", "2017-09-01"],
-      ["resource", "https://vault.azure.net"],
-      ["clientid", "11111111-2222-3333-4444-555555555555"],
-    ]);
-  });
+  }
 });
