@@ -34,8 +34,8 @@ interface Row {
   names(resource: string, identity?: [string, string]): { query: Pairs; body: string };
   /** The query parameter each user-assigned kind the source accepts is sent as. */
   accepts: Partial<Record<Kind, string>>;
-  /** The kinds the source refuses at construction, with the words of the refusal. */
-  refuses?: { kinds: Kind[]; message: string };
+  /** The kinds the source refuses at construction, with what the refusal must say. */
+  refuses?: { kinds: Kind[]; says: (kind: Kind) => (string | RegExp)[] };
   /** The variable of the endpoint, whose query string is kept. */
   endpointVar?: string;
   /** Changes the environment after the first request; returns the secret the next request must read. */
@@ -45,6 +45,7 @@ interface Row {
 const APP_SERVICE_HEADER = "identity-header-value";
 const ML_SECRET = "ml-secret-value";
 const ML_REFUSAL = "Azure ML supports a user-assigned identity by client ID only";
+const SF_SECRET = "sf-identity-header-secret";
 const CLOUD_SHELL_REFUSAL = "Cloud Shell supports only the system-assigned identity";
 
 /** Asserts the IMDS headers: exactly these four, with a fresh UUID v4 request ID. */
@@ -94,7 +95,7 @@ const ROWS: Row[] = [
     // The system-assigned identity is an empty clientid.
     names: queried("2017-09-01", ["clientid", ""]),
     accepts: {},
-    refuses: { kinds: ["objectId", "resourceId"], message: ML_REFUSAL },
+    refuses: { kinds: ["objectId", "resourceId"], says: () => [ML_REFUSAL] },
     endpointVar: "MSI_ENDPOINT",
     // The cache key names the endpoint and identity read at construction.
     rotate: (env) => {
@@ -113,7 +114,7 @@ const ROWS: Row[] = [
       assert.deepEqual([...headers], [["content-type", "application/x-www-form-urlencoded"], ["metadata", "true"]]),
     names: (resource) => ({ query: [], body: new URLSearchParams({ resource }).toString() }),
     accepts: {},
-    refuses: { kinds: ["clientId", "objectId", "resourceId"], message: CLOUD_SHELL_REFUSAL },
+    refuses: { kinds: ["clientId", "objectId", "resourceId"], says: () => [CLOUD_SHELL_REFUSAL] },
     endpointVar: "MSI_ENDPOINT",
     rotate: (env) => {
       env.MSI_ENDPOINT = "http://localhost:50999/other/token";
@@ -131,6 +132,31 @@ const ROWS: Row[] = [
     accepts: { clientId: "client_id", objectId: "object_id", resourceId: "msi_res_id" },
     rotate: (env) => {
       env.AZURE_POD_IDENTITY_AUTHORITY_HOST = "http://10.0.0.7:2579";
+      return undefined;
+    },
+  },
+  {
+    source: "ServiceFabric",
+    label: "Service Fabric",
+    env: {
+      IDENTITY_ENDPOINT: "https://127.0.0.1:2377/metadata/identity/oauth2/token",
+      IDENTITY_HEADER: SF_SECRET,
+      IDENTITY_SERVER_THUMBPRINT: "AB".repeat(20),
+    },
+    endpoint: "https://127.0.0.1:2377/metadata/identity/oauth2/token",
+    method: "GET",
+    headers: (headers, secret = SF_SECRET) =>
+      assert.deepEqual([...headers], [["accept", "application/json"], ["secret", secret]]),
+    // The stable version MSAL .NET sends since its issue #5769, not 2019-07-01-preview.
+    names: queried("2020-05-01"),
+    // An object ID is sent as principalId, and nothing else names it.
+    accepts: { objectId: "principalId" },
+    refuses: {
+      kinds: ["clientId", "resourceId"],
+      says: (kind) => [new RegExp(`by ${kind} `), /use objectId/, /principalId/],
+    },
+    rotate: (env) => {
+      env.IDENTITY_ENDPOINT = "https://127.0.0.1:9999/other";
       return undefined;
     },
   },
@@ -236,7 +262,11 @@ for (const row of ROWS) {
             assert.equal(error.code, "unsupported_identity");
             assert.equal(error.name, "ManagedIdentityError");
             assert.equal(error.source, row.source);
-            assert.ok(error.message.includes(row.refuses!.message), `message lacks the refusal: ${error.message}`);
+            for (const words of row.refuses!.says(kind)) {
+              if (typeof words === "string") {
+                assert.ok(error.message.includes(words), `message lacks the refusal: ${error.message}`);
+              } else assert.match(error.message, words);
+            }
             return true;
           },
         );
