@@ -4,10 +4,9 @@ import { ManagedIdentityError } from "../../mod.ts";
 import { endpointOf, onlyRequest, recorder, testClient } from "../helpers/fake.ts";
 import { SKU, VERSION } from "../../src/version.ts";
 
+// The requests every source sends alike are in tests/sources/table_test.ts; here, what only IMDS does.
 const IMDS_TOKEN_URL = "http://169.254.169.254/metadata/identity/oauth2/token";
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
-const RESOURCE_ID =
-  "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1";
 
 /** Asserts the IMDS headers: exactly these four, with a fresh UUID v4 request ID. Returns that ID. */
 function assertImdsHeaders(headers: Headers): string {
@@ -21,30 +20,6 @@ function assertImdsHeaders(headers: Headers): string {
 }
 
 describe("IMDS requests", () => {
-  test("acquireToken() sends a GET to the IMDS token URL for the system-assigned identity", async () => {
-    const redirects: string[] = [];
-    const fake = recorder((request) => {
-      redirects.push(request.redirect);
-      return Response.json({ access_token: "token-value", expires_in: 3600 });
-    });
-    const client = testClient({ env: {}, fetch: fake.fetch });
-    assert.equal(client.source, "DefaultToIMDS");
-    const result = await client.acquireToken("https://vault.azure.net");
-    const seen = onlyRequest(fake.seen);
-    assert.equal(seen.method, "GET");
-    assert.equal(endpointOf(seen), IMDS_TOKEN_URL);
-    assert.deepEqual([...seen.url.searchParams], [
-      ["api-version", "2018-02-01"],
-      ["resource", "https://vault.azure.net"],
-    ]);
-    assert.equal(seen.url.search, "?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net");
-    assertImdsHeaders(seen.headers);
-    assert.equal(seen.body, "");
-    assert.deepEqual(redirects, ["manual"]);
-    assert.equal(result.accessToken, "token-value");
-    assert.equal(result.source, "DefaultToIMDS");
-  });
-
   test("acquireToken() sends a different x-ms-client-request-id on each IMDS request", async () => {
     const fake = recorder();
     const client = testClient({ env: {}, fetch: fake.fetch });
@@ -54,84 +29,6 @@ describe("IMDS requests", () => {
     const first = assertImdsHeaders(fake.seen[0]!.headers);
     const second = assertImdsHeaders(fake.seen[1]!.headers);
     assert.notEqual(first, second);
-  });
-
-  test("acquireToken() sends client_id for a client ID on IMDS", async () => {
-    const fake = recorder();
-    const client = testClient({ env: {}, fetch: fake.fetch, clientId: "11111111-2222-3333-4444-555555555555" });
-    await client.acquireToken("https://vault.azure.net");
-    const seen = onlyRequest(fake.seen);
-    assert.equal(seen.method, "GET");
-    assert.equal(endpointOf(seen), IMDS_TOKEN_URL);
-    assert.deepEqual([...seen.url.searchParams], [
-      ["api-version", "2018-02-01"],
-      ["resource", "https://vault.azure.net"],
-      ["client_id", "11111111-2222-3333-4444-555555555555"],
-    ]);
-    assertImdsHeaders(seen.headers);
-    assert.equal(seen.body, "");
-  });
-
-  test("acquireToken() sends object_id for an object ID on IMDS", async () => {
-    const fake = recorder();
-    const client = testClient({ env: {}, fetch: fake.fetch, objectId: "99999999-8888-7777-6666-555555555555" });
-    await client.acquireToken("https://storage.azure.com");
-    const seen = onlyRequest(fake.seen);
-    assert.equal(endpointOf(seen), IMDS_TOKEN_URL);
-    assert.deepEqual([...seen.url.searchParams], [
-      ["api-version", "2018-02-01"],
-      ["resource", "https://storage.azure.com"],
-      ["object_id", "99999999-8888-7777-6666-555555555555"],
-    ]);
-    assertImdsHeaders(seen.headers);
-    assert.equal(seen.body, "");
-  });
-
-  test("acquireToken() sends msi_res_id for a resource ID on IMDS", async () => {
-    const fake = recorder();
-    const client = testClient({ env: {}, fetch: fake.fetch, resourceId: RESOURCE_ID });
-    await client.acquireToken("https://vault.azure.net");
-    const seen = onlyRequest(fake.seen);
-    assert.equal(endpointOf(seen), IMDS_TOKEN_URL);
-    assert.deepEqual([...seen.url.searchParams], [
-      ["api-version", "2018-02-01"],
-      ["resource", "https://vault.azure.net"],
-      ["msi_res_id", RESOURCE_ID],
-    ]);
-    assert.equal(
-      seen.url.search,
-      "?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&msi_res_id=" + encodeURIComponent(RESOURCE_ID),
-    );
-    assertImdsHeaders(seen.headers);
-    assert.equal(seen.body, "");
-  });
-
-  test("acquireToken() removes a trailing /.default from the resource on IMDS", async () => {
-    const fake = recorder();
-    const client = testClient({ env: {}, fetch: fake.fetch });
-    const result = await client.acquireToken("https://vault.azure.net/.default");
-    const seen = onlyRequest(fake.seen);
-    assert.deepEqual([...seen.url.searchParams], [
-      ["api-version", "2018-02-01"],
-      ["resource", "https://vault.azure.net"],
-    ]);
-    assert.equal(result.resource, "https://vault.azure.net");
-  });
-
-  test("acquireToken() removes only one trailing /.default on IMDS", async () => {
-    const fake = recorder();
-    const client = testClient({ env: {}, fetch: fake.fetch });
-    await client.acquireToken("https://x/.default/.default");
-    await client.acquireToken("https://x/.default/data");
-    assert.equal(fake.seen.length, 2);
-    assert.deepEqual([...fake.seen[0]!.url.searchParams], [
-      ["api-version", "2018-02-01"],
-      ["resource", "https://x/.default"],
-    ]);
-    assert.deepEqual([...fake.seen[1]!.url.searchParams], [
-      ["api-version", "2018-02-01"],
-      ["resource", "https://x/.default/data"],
-    ]);
   });
 
   test("acquireToken() uses AZURE_POD_IDENTITY_AUTHORITY_HOST as the IMDS host", async () => {
@@ -171,18 +68,6 @@ describe("IMDS requests", () => {
     const client = testClient({ env: { AZURE_POD_IDENTITY_AUTHORITY_HOST: "" }, fetch: fake.fetch });
     await client.acquireToken("https://vault.azure.net");
     assert.equal(endpointOf(onlyRequest(fake.seen)), IMDS_TOKEN_URL);
-  });
-
-  test("acquireToken() keeps the AZURE_POD_IDENTITY_AUTHORITY_HOST of construction on every IMDS request", async () => {
-    const fake = recorder();
-    const env: Record<string, string> = {};
-    const client = testClient({ env, fetch: fake.fetch });
-    await client.acquireToken("https://vault.azure.net");
-    env.AZURE_POD_IDENTITY_AUTHORITY_HOST = "http://10.0.0.7:2579";
-    await client.acquireToken("https://vault.azure.net", { forceRefresh: true });
-    assert.equal(fake.seen.length, 2);
-    assert.equal(endpointOf(fake.seen[0]!), IMDS_TOKEN_URL);
-    assert.equal(endpointOf(fake.seen[1]!), IMDS_TOKEN_URL);
   });
 
   // Like every source's endpoint variable, AZURE_POD_IDENTITY_AUTHORITY_HOST is checked when

@@ -66,35 +66,6 @@ async function httpsServer(
 const tokenBody = { access_token: "sf-token", expires_on: String(Math.floor(Date.now() / 1000) + 7200) };
 
 describe("Service Fabric requests", () => {
-  test("acquireToken() sends api-version=2020-05-01, resource, Secret and Accept on Service Fabric", async () => {
-    const fake = recorder();
-    const client = testClient({ env: env(), fetch: fake.fetch });
-    assert.equal(client.source, "ServiceFabric");
-    await client.acquireToken("https://vault.azure.net/.default");
-    const seen = onlyRequest(fake.seen);
-    assert.equal(seen.method, "GET");
-    assert.equal(`${seen.url.origin}${seen.url.pathname}`, ENDPOINT);
-    // The stable version MSAL .NET sends since its issue #5769, not 2019-07-01-preview.
-    assert.equal(seen.url.search, "?api-version=2020-05-01&resource=https%3A%2F%2Fvault.azure.net");
-    assert.deepEqual([...seen.headers], [["accept", "application/json"], ["secret", SECRET]]);
-    assert.equal(seen.body, "");
-  });
-
-  test("acquireToken() sends an object ID as principalId, and nothing else names it, on Service Fabric", async () => {
-    const fake = recorder();
-    const objectId = "0b5a8f43-0000-4000-8000-00000000aa01";
-    const client = testClient({ env: env(), fetch: fake.fetch, objectId });
-    await client.acquireToken("https://vault.azure.net");
-    const seen = onlyRequest(fake.seen);
-    assert.equal(
-      seen.url.search,
-      `?api-version=2020-05-01&resource=https%3A%2F%2Fvault.azure.net&principalId=${objectId}`,
-    );
-    for (const name of ["object_id", "client_id", "msi_res_id", "mi_res_id"]) {
-      assert.equal(seen.url.searchParams.has(name), false, name);
-    }
-  });
-
   test("acquireToken() sends client capabilities as xms_cc on Service Fabric", async () => {
     const fake = recorder();
     const client = testClient({ env: env(), fetch: fake.fetch, clientCapabilities: [" cp1 ", "", "llt"] });
@@ -150,30 +121,7 @@ describe("Service Fabric requests", () => {
 });
 
 describe("Service Fabric configuration", () => {
-  for (
-    const [name, options] of [["clientId", { clientId: "c" }], ["resourceId", {
-      resourceId: "/subscriptions/x",
-    }]] as const
-  ) {
-    test(`new ManagedIdentityClient() refuses a ${name} on Service Fabric, naming objectId`, () => {
-      let fetched = 0;
-      const fetch = () => {
-        fetched++;
-        return Response.json(tokenBody);
-      };
-      assert.throws(() => testClient({ env: env(), fetch, ...options }), (error: unknown) => {
-        assert.ok(error instanceof ManagedIdentityError);
-        assert.equal(error.code, "unsupported_identity");
-        assert.equal(error.source, "ServiceFabric");
-        assert.match(error.message, new RegExp(`by ${name} `));
-        assert.match(error.message, /use objectId/);
-        assert.match(error.message, /principalId/);
-        return true;
-      });
-      assert.equal(fetched, 0);
-    });
-  }
-
+  // The identities it accepts and refuses, and its request, are in tests/sources/table_test.ts.
   test("new ManagedIdentityClient() accepts an objectId on Service Fabric", () => {
     assert.equal(testClient({ env: env(), objectId: "o" }).source, "ServiceFabric");
   });
