@@ -194,18 +194,23 @@ function startChild(flags: readonly string[], args: readonly string[]): Child {
 /** The `--allow-*` flags of a command line. */
 const allowFlags = (line: string) => line.split(/\s+/).filter((word) => word.startsWith("--allow")).sort();
 
-/** The Deno permissions documented for the CLI: `deno task cli`'s, which the README's lines must equal. */
+/**
+ * The Deno permissions documented for the CLI: `deno task cli`'s, which the install and run lines of the README and
+ * of docs/cli.md must equal.
+ */
 async function documentedCliFlags(): Promise<string[]> {
   const config = JSON.parse(await readFile(join(ROOT, "deno.json"), "utf8")) as { tasks: Record<string, string> };
   const task = allowFlags(config.tasks.cli!);
   assert.ok(task.length > 0, "deno task cli grants permissions");
-  const readme = await readFile(join(ROOT, "README.md"), "utf8");
-  // The install line and the run-without-installing line (`... cli <command>`), not examples of one command.
-  const lines = readme.split("\n").filter((line) =>
-    /^deno (install -g -n azmi|run) .*jsr:@azmi\/managed-identity\/cli( <command>)?$/.test(line)
-  );
-  assert.equal(lines.length, 2, "the README's deno install and deno run lines for the CLI");
-  for (const line of lines) assert.deepEqual(allowFlags(line), task, `the README's "${line}"`);
+  for (const page of ["README.md", "docs/cli.md"]) {
+    const text = await readFile(join(ROOT, page), "utf8");
+    // The install line and the run-without-installing line (`... cli <command>`), not examples of one command.
+    const lines = text.split("\n").filter((line) =>
+      /^deno (install -g -n azmi|run) .*jsr:@azmi\/managed-identity\/cli( <command>)?$/.test(line)
+    );
+    assert.equal(lines.length, 2, `${page}'s deno install and deno run lines for the CLI`);
+    for (const line of lines) assert.deepEqual(allowFlags(line), task, `${page}'s "${line}"`);
+  }
   return task;
 }
 
@@ -343,7 +348,7 @@ describe("a refused permission is one line naming the flag", () => {
     skip: denoOnly,
   }, async () => {
     await withTempDir(async (dir) => {
-      // The README's snippet with workload identity's token file in `dir`, and no --allow-write.
+      // docs/permissions.md's snippet with workload identity's token file in `dir`, and no --allow-write.
       const writing = await permissionChild(["--allow-net=127.0.0.1"], { mode: "serve-wi", dir });
       assert.notEqual(writing.code, 0);
       const lines = writing.err.trim().split("\n");
@@ -354,7 +359,7 @@ describe("a refused permission is one line naming the flag", () => {
       const finding = await permissionChild(["--allow-net=127.0.0.1"], { mode: "serve-wi" });
       assert.equal(finding.err.trim().split("\n").length, 1, finding.err);
       assert.match(finding.err, /--allow-env=TMPDIR/);
-      // And with what the README documents, it serves.
+      // And with what docs/permissions.md documents, it serves.
       const granted = await permissionChild(
         ["--allow-net=127.0.0.1", `--allow-read=${dir}`, `--allow-write=${dir}`],
         { mode: "serve-wi", dir },
@@ -854,7 +859,7 @@ describe("failure rehearsal: sequences, fail() and recover()", () => {
   });
 
   test("the README's example: a 429 twice, then a token, and what the client does", async () => {
-    // README.md, "Rehearse failures": the same numbers.
+    // docs/emulator.md, "Rehearse failures": the same numbers.
     const result = await rehearse("AppService", { fail: "throttled:2" });
     assert.ok(result.token);
     assert.deepEqual(result.statuses, [429, 429, 200]);
