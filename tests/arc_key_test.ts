@@ -11,13 +11,7 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { ManagedIdentityError } from "../mod.ts";
-import {
-  ARC_MAX_KEY_BYTES,
-  type ArcKeyFileSystem,
-  type ArcKeyHandle,
-  arcTokenDirectory,
-  readArcKey,
-} from "../src/arc_key.ts";
+import { ARC_MAX_KEY_BYTES, type ArcKeyFileSystem, type ArcKeyHandle, readArcKey } from "../src/arc_key.ts";
 import { counting, type CountingFileSystem, deferred, rejectsWith } from "./helpers/checks.ts";
 import { recorder, testClient } from "./helpers/fake.ts";
 import { within } from "./helpers/faults.ts";

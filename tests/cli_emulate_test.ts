@@ -8,11 +8,9 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import process from "node:process";
 import { ManagedIdentityClient, ManagedIdentityError, TokenCache } from "../mod.ts";
 import { EXIT_CODES } from "../src/cli.ts";
 import { createEmulator, type Emulator, EMULATOR_TENANT, readClaims } from "../src/emulator/mod.ts";
-import { loopback } from "./helpers/fake.ts";
 import { parseExports, startEmulate } from "./helpers/emulate.ts";
 import { emulatedEndpoint, run, VAULT } from "./helpers/cli.ts";
 

@@ -13,7 +13,7 @@ import { type AddressInfo, createServer as createNetServer } from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { detectSource, type EnvRecord, type FetchLike } from "../mod.ts";
-import { EXIT_CODES, main } from "../src/cli.ts";
+import { EXIT_CODES } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
 import { checkWritable } from "../src/cli/writable.ts";
 import { oneLine } from "../src/cli/common.ts";

@@ -5,8 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import process from "node:process";
-import { type FetchLike } from "../mod.ts";
+import type { FetchLike } from "../mod.ts";
 import { EXIT_CODES } from "../src/cli.ts";
 import { createEmulator, EMULATOR_TENANT, readClaims } from "../src/emulator/mod.ts";
 import { APP_SERVICE, emulatedEndpoint, run, SECRET, VAULT } from "./helpers/cli.ts";

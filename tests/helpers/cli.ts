@@ -3,9 +3,9 @@
  * a fake environment, capturing what it prints) and an emulator's handler that records what it saw.
  */
 
-import { type EnvRecord, type FetchLike } from "../../mod.ts";
+import type { EnvRecord, FetchLike } from "../../mod.ts";
 import { type CliIo, main } from "../../src/cli.ts";
-import { type Emulator } from "../../src/emulator/mod.ts";
+import type { Emulator } from "../../src/emulator/mod.ts";
 
 export const VAULT = "https://vault.azure.net";
 export const SECRET = "s3cret-identity-header-value";
