@@ -18,7 +18,7 @@
  *        AZMI_NODE22 names its binary)
  */
 
-import { exchange, loadRun, normalRequests, procRss, type SourceEnv } from "../tests/helpers/assault.ts";
+import { exchange, exportedEnv, loadRun, normalRequests, procRss } from "../tests/helpers/assault.ts";
 import { locateRuntime } from "./runtimes.ts";
 
 const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
@@ -51,19 +51,6 @@ async function rssOf(pid: number): Promise<number | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** The `export NAME='value'` lines `azmi emulate` printed, per source. */
-function exportedEnv(output: string): SourceEnv {
-  const env: Record<string, Record<string, string>> = {};
-  let source: string | undefined;
-  for (const line of output.split("\n")) {
-    const heading = /^# (\w+): https?:\/\//.exec(line);
-    if (heading) source = heading[1]!;
-    const exported = /^export (\w+)='([^']*)'$/.exec(line);
-    if (exported && source) (env[source] ??= {})[exported[1]!] = exported[2]!;
-  }
-  return env;
 }
 
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;

@@ -15,30 +15,15 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { EnvRecord, FetchLike } from "../mod.ts";
-import { type CliIo, EXIT_CODES, main } from "../src/cli.ts";
+import { EXIT_CODES } from "../src/cli.ts";
 import { createEmulator, EMULATOR_TENANT, readClaims } from "../src/emulator/mod.ts";
+import { run } from "./helpers/cli.ts";
 import { silentServer } from "./helpers/sockets.ts";
 
 const SECRET = "s3cret-identity-header-value";
 const APP_SERVICE: EnvRecord = { IDENTITY_ENDPOINT: "http://127.0.0.1:41741/msi/token", IDENTITY_HEADER: SECRET };
 const ARM = "https://management.core.windows.net/";
 const SUBSCRIPTION = "2d1c3c2a-4f4e-4e5b-9d1f-0c6c1b0f5a11";
-
-/** Runs `main` with an env record and a fake fetch, capturing what it prints. */
-async function run(
-  args: string[],
-  options: Partial<Pick<CliIo, "env" | "fetch">> = {},
-): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(args, {
-    env: {},
-    ...options,
-    stdout: (text) => out += text,
-    stderr: (text) => err += text,
-  });
-  return { code, out, err };
-}
 
 /** A fresh emulator's App Service endpoint, recording the resource of each request and each token issued. */
 function appService() {

@@ -8,20 +8,13 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { networkInterfaces } from "node:os";
 import { ManagedIdentityClient, ManagedIdentityError, TokenCache } from "../mod.ts";
-import { EXIT_CODES, main } from "../src/cli.ts";
+import { EXIT_CODES } from "../src/cli.ts";
 import { AZ_SIGNED_OUT, azAnswer, azdAnswer, type FakeTools, fakeTools } from "./helpers/fake_tools.ts";
+import { run } from "./helpers/cli.ts";
 import { parseExports, startEmulate } from "./helpers/emulate.ts";
 
 const VAULT = "https://vault.azure.net";
 const TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0LmF6dXJlLm5ldCJ9.c2lnbmF0dXJl";
-
-/** Runs `main` to its end, capturing what it prints. */
-async function run(args: string[], env: Record<string, string>) {
-  let out = "";
-  let err = "";
-  const code = await main(args, { env, stdout: (text) => out += text, stderr: (text) => err += text });
-  return { code, out, err };
-}
 
 describe("azmi emulate --tokens-from", { timeout: 60_000 }, () => {
   let tools: FakeTools;
@@ -180,7 +173,7 @@ describe("azmi emulate --tokens-from", { timeout: 60_000 }, () => {
       [["--listen", "10.0.0.1"], /--listen" goes with --tokens-from/],
     ];
     for (const [args, message] of cases) {
-      const { code, out, err } = await run(["emulate", ...args], tools.env());
+      const { code, out, err } = await run(["emulate", ...args], { env: tools.env() });
       assert.equal(code, EXIT_CODES.usage, `${args.join(" ")}: ${err}`);
       assert.equal(out, "");
       assert.match(err, message, args.join(" "));
@@ -191,7 +184,7 @@ describe("azmi emulate --tokens-from", { timeout: 60_000 }, () => {
   });
 
   test("sp without its variables is a configuration error (exit 5) naming them", async () => {
-    const { code, out, err } = await run(["emulate", "--tokens-from", "sp"], tools.env());
+    const { code, out, err } = await run(["emulate", "--tokens-from", "sp"], { env: tools.env() });
     assert.equal(code, EXIT_CODES.configuration, err);
     assert.equal(out, "");
     assert.match(err, /^azmi emulate: no tokens from the service principal .*AZURE_TENANT_ID/);

@@ -20,6 +20,7 @@ import {
   acceptable,
   attacks,
   exchange,
+  exportedEnv,
   loadRun,
   normalRequests,
   procRss,
@@ -260,19 +261,6 @@ describe("serve() under a load of hostile requests mixed with normal ones", () =
     }
   });
 });
-
-/** The `export NAME='value'` lines `azmi emulate` printed, per source. */
-function exportedEnv(output: string): SourceEnv {
-  const env: Record<string, Record<string, string>> = {};
-  let source: string | undefined;
-  for (const line of output.split("\n")) {
-    const heading = /^# (\w+): https?:\/\//.exec(line);
-    if (heading) source = heading[1]!;
-    const exported = /^export (\w+)='([^']*)'$/.exec(line);
-    if (exported && source) (env[source] ??= {})[exported[1]!] = exported[2]!;
-  }
-  return env;
-}
 
 describe("azmi emulate as a child process", () => {
   test("survives the hostile mix, keeps serving, stays bounded in memory and exits 0 on SIGTERM", {

@@ -162,7 +162,8 @@ export interface PendingFailure {
   remaining: number;
 }
 
-const SOURCE_NAMES: readonly Source[] = [
+/** Every source, in detection order (`serve()`'s default, re-exported from `serve.ts`). */
+export const ALL_SOURCES: readonly Source[] = [
   "WorkloadIdentity",
   "ServiceFabric",
   "AppService",
@@ -187,7 +188,7 @@ export const SOURCE_ALIASES: ReadonlyMap<string, Source> = new Map<string, Sourc
 /** The source a name or alias names (any case), or `undefined`. */
 export function sourceNamed(name: string): Source | undefined {
   const lower = name.toLowerCase();
-  return SOURCE_NAMES.find((source) => source.toLowerCase() === lower) ?? SOURCE_ALIASES.get(lower);
+  return ALL_SOURCES.find((source) => source.toLowerCase() === lower) ?? SOURCE_ALIASES.get(lower);
 }
 
 /** Why `kind` does not apply to `source`, or `undefined` when it does. */
@@ -222,7 +223,7 @@ function resolve(scenario: FailureScenario, label: string): { rehearsed: Rehears
   }
   const { kind } = scenario;
   if (scenario.source !== undefined) {
-    if (!SOURCE_NAMES.includes(scenario.source)) {
+    if (!ALL_SOURCES.includes(scenario.source)) {
       throw new TypeError(`${label}: unknown source "${visible(String(scenario.source).slice(0, 40))}"`);
     }
     const why = notApplicable(kind, scenario.source);
@@ -321,7 +322,7 @@ export function parseFailures(text: string): FailureScenario[] {
       if (!source) {
         throw new TypeError(
           `${label}: unknown source "${visible(sourceName.slice(0, 40))}": expected one of ${
-            SOURCE_NAMES.join(", ")
+            ALL_SOURCES.join(", ")
           } (any ` +
             `case), or ${[...SOURCE_ALIASES.keys()].join(", ")}`,
         );
@@ -351,7 +352,7 @@ export function queueFailures(
   for (const scenario of list) {
     const label = describeItem(scenario);
     const { rehearsed, times } = resolve(scenario, label);
-    const targets = scenario.source ? [scenario.source] : SOURCE_NAMES.filter((s) => !notApplicable(rehearsed.kind, s));
+    const targets = scenario.source ? [scenario.source] : ALL_SOURCES.filter((s) => !notApplicable(rehearsed.kind, s));
     for (const source of targets) {
       const queue = added.get(source) ?? [...(queues.get(source) ?? [])];
       const last = queue.at(-1);

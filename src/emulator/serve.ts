@@ -18,20 +18,12 @@
 import type { Source } from "../types.ts";
 import { DEV_CA_CERTIFICATE, DEV_CERTIFICATE, DEV_CERTIFICATE_THUMBPRINT, DEV_PRIVATE_KEY } from "./dev_cert.ts";
 import { createEmulator, type Emulator, type EmulatorOptions, RELAYED_SOURCES } from "./emulator.ts";
+import { ALL_SOURCES } from "./faults.ts";
 import { listenRefused } from "./permission.ts";
 import { visible } from "../redact.ts";
 import { EMULATOR_TENANT } from "./token.ts";
 
-/** Every source, in detection order. */
-export const ALL_SOURCES: readonly Source[] = [
-  "WorkloadIdentity",
-  "ServiceFabric",
-  "AppService",
-  "AzureML",
-  "CloudShell",
-  "AzureArc",
-  "DefaultToIMDS",
-];
+export { ALL_SOURCES };
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions extends EmulatorOptions {

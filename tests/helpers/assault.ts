@@ -307,6 +307,19 @@ export function acceptable(attack: Attack, outcome: Outcome): boolean {
 /** Environment variables per source, as serve() gives them or `azmi emulate` prints them. */
 export type SourceEnv = Readonly<Record<string, Readonly<Record<string, string>>>>;
 
+/** The `export NAME='value'` lines `azmi emulate` printed, per source. */
+export function exportedEnv(output: string): SourceEnv {
+  const env: Record<string, Record<string, string>> = {};
+  let source: string | undefined;
+  for (const line of output.split("\n")) {
+    const heading = /^# (\w+): https?:\/\//.exec(line);
+    if (heading) source = heading[1]!;
+    const exported = /^export (\w+)='([^']*)'$/.exec(line);
+    if (exported && source) (env[source] ??= {})[exported[1]!] = exported[2]!;
+  }
+  return env;
+}
+
 /**
  * Normal token requests, one per source the environment names among App Service (GET), Cloud
  * Shell (a POST form) and workload identity (a POST form with the federated token), each
