@@ -14,7 +14,24 @@ export interface OriginToken {
   readonly expiresOn: number;
 }
 
-/** A source of real tokens for a relay. */
+/**
+ * A source of real tokens for a relay.
+ *
+ * @example An origin of your own, served over App Service's protocol
+ * ```ts
+ * import { ManagedIdentityClient, TokenCache } from "@azmi/managed-identity";
+ * import { serve, type TokenOrigin } from "@azmi/managed-identity/emulator";
+ *
+ * const origin: TokenOrigin = {
+ *   name: "fixed",
+ *   token: () => Promise.resolve({ accessToken: "opaque-token", expiresOn: Math.floor(Date.now() / 1000) + 3600 }),
+ * };
+ * const running = await serve({ origin });
+ * const client = new ManagedIdentityClient({ env: running.env.AppService, cache: new TokenCache() });
+ * const { accessToken } = await client.acquireToken("https://vault.azure.net");
+ * await running.close();
+ * ```
+ */
 export interface TokenOrigin {
   /** What the origin is, for logs and errors: `az`, `azd`, `service principal`. */
   readonly name: string;
@@ -43,7 +60,18 @@ export type OriginFailure =
 /**
  * An origin's failure. Its message is safe to print and to send to a client: what the tool or
  * Microsoft Entra ID said, passed through the redaction gate, with control characters escaped,
- * one line, bounded; never a token or a secret.
+ * one line, bounded; never a token or a secret. The relay answers each `reason` with its own
+ * status (`RELAY_ERROR_STATUS`).
+ *
+ * @example An origin whose user is signed out
+ * ```ts
+ * import { OriginError, type TokenOrigin } from "@azmi/managed-identity/emulator";
+ *
+ * const signedOut: TokenOrigin = {
+ *   name: "az",
+ *   token: () => Promise.reject(new OriginError("signed_out", "Please run 'az login' to setup account.")),
+ * };
+ * ```
  */
 export class OriginError extends Error {
   /** Why no token came. */
