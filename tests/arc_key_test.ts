@@ -4,7 +4,7 @@
  * challenge's validation is in tests/arc_challenge_test.ts.
  */
 
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { constants } from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -15,6 +15,7 @@ import { ARC_MAX_KEY_BYTES, type ArcKeyFileSystem, type ArcKeyHandle, readArcKey
 import { counting, type CountingFileSystem, deferred, rejectsWith } from "./helpers/checks.ts";
 import { recorder, testClient } from "./helpers/fake.ts";
 import { within } from "./helpers/faults.ts";
+import { releaseStalls, stall } from "./helpers/stall.ts";
 import {
   arcError,
   assertKeyNotShown,
@@ -25,6 +26,9 @@ import {
   WINDOWS_TOKENS,
   withTempDir,
 } from "./helpers/arc_key.ts";
+
+// The key file opens that never return hold the event loop until the file is done.
+after(releaseStalls);
 
 describe("readArcKey()", () => {
   test("readArcKey() returns the key file's contents raw", async () => {
@@ -461,7 +465,7 @@ describe("readArcKey() when the key file is swapped between lstat and open", () 
 describe("readArcKey() is bounded in time", () => {
   const path = "/var/opt/azcmagent/tokens/a.key";
   const neverOpens = (): CountingFileSystem =>
-    counting({ lstat: () => Promise.resolve(fileStat(KEY.length)), open: () => new Promise(() => {}) });
+    counting({ lstat: () => Promise.resolve(fileStat(KEY.length)), open: () => stall() });
 
   test("readArcKey() ends with timeout when open never settles", async () => {
     const started = Date.now();
@@ -598,7 +602,7 @@ describe("Azure Arc key file races through the client", () => {
       const path = join(dir, "agent.key");
       await fsp.writeFile(path, KEY);
       let hang = true;
-      const fs = counting({ lstat: fsp.lstat, open: (p, flags) => hang ? new Promise(() => {}) : fsp.open(p, flags) });
+      const fs = counting({ lstat: fsp.lstat, open: (p, flags) => hang ? stall() : fsp.open(p, flags) });
       const { fetch, sent } = agent(path);
       const client = testClient({ env: ENV, fetch, timeoutMs: 50 }, { arcTokenDirectory: dir, arcFileSystem: fs });
 

@@ -6,7 +6,7 @@
  * error code leaves each command with the exit code the CLI promises.
  */
 
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { X509Certificate } from "node:crypto";
@@ -27,6 +27,10 @@ import { visible } from "../src/redact.ts";
 import { withoutUserinfo } from "../src/sources/source.ts";
 import { runChild } from "./helpers/child.ts";
 import { closedPort } from "./helpers/sockets.ts";
+import { neverAnswers, releaseStalls, stall } from "./helpers/stall.ts";
+
+// The key file reads that never return hold the event loop until the file is done.
+after(releaseStalls);
 
 const VAULT = "https://vault.azure.net";
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
@@ -609,7 +613,7 @@ const SCENARIOS: Readonly<Record<string, (dir: string) => Scenario | Promise<Sce
     env: APP_SERVICE,
     args: ["--timeout", "300"],
     fetch: (request) =>
-      new URL(request.url).pathname === "/" ? new Response(null, { status: 404 }) : new Promise<Response>(() => {}),
+      new URL(request.url).pathname === "/" ? new Response(null, { status: 404 }) : neverAnswers(request),
     says: /no token within the 300 ms deadline \(--timeout\)/,
   }),
   aborted: (dir) => ({
@@ -620,7 +624,7 @@ const SCENARIOS: Readonly<Record<string, (dir: string) => Scenario | Promise<Sce
     internal: {
       platform: "linux",
       arcTokenDirectory: dir,
-      arcFileSystem: { lstat: () => new Promise(() => {}), open: () => new Promise(() => {}) },
+      arcFileSystem: { lstat: () => stall(), open: () => stall() },
     },
     says: /no token within the 300 ms deadline \(--timeout\)/,
   }),

@@ -20,6 +20,7 @@ import { oneLine } from "../src/cli/common.ts";
 import { createEmulator } from "../src/emulator/mod.ts";
 import { loopback } from "./helpers/fake.ts";
 import { APP_SERVICE, emulatedEndpoint, run, SECRET, THUMBPRINT, VAULT } from "./helpers/cli.ts";
+import { neverAnswers } from "./helpers/stall.ts";
 
 describe("oneLine()", () => {
   test("oneLine() puts a message on one line in linear time, however long its runs of blanks", () => {
@@ -252,7 +253,7 @@ describe("azmi --timeout: the whole command's deadline", () => {
     const started = Date.now();
     const { code, out, err } = await run(["token", VAULT, "--timeout", "200"], {
       env: APP_SERVICE,
-      fetch: () => new Promise<Response>(() => {}),
+      fetch: neverAnswers,
     });
     const elapsed = Date.now() - started;
     assert.equal(code, EXIT_CODES.timeout, err);
@@ -266,7 +267,7 @@ describe("azmi --timeout: the whole command's deadline", () => {
       const started = Date.now();
       const { code, out } = await run(["doctor", "--timeout", String(ms)], {
         env: APP_SERVICE,
-        fetch: () => new Promise<Response>(() => {}),
+        fetch: neverAnswers,
       });
       const elapsed = Date.now() - started;
       assert.equal(code, EXIT_CODES.timeout, out);

@@ -21,6 +21,8 @@ import { closedPort, silentServer } from "./helpers/sockets.ts";
 const CHILD = fileURLToPath(new URL("./helpers/acquire_child.ts", import.meta.url));
 // Far longer than the allowed second: a listener or timer left on it shows.
 const TIMEOUT_MS = 20_000;
+// Endpoints that the in-process emulator's handler answers (no server listens there).
+const APP_SERVICE_IN_PROCESS = { IDENTITY_ENDPOINT: "http://127.0.0.1:9/token", IDENTITY_HEADER: "h" };
 
 async function exitDelay(
   plans: (dir: string, env: (source: (typeof ALL_SOURCES)[number]) => Record<string, string>) => Plan[],
@@ -114,4 +116,29 @@ describe("a process that used the client", () => {
       await silent.close();
     }
   });
+
+  test(
+    "stays alive while an in-process emulator leaves a request unanswered, as a real connection holds it, and exits after the timeout",
+    {
+      timeout: 90_000,
+    },
+    async () => {
+      // The emulator's handler as `fetch`, `silent`: nothing but the wait itself holds the process
+      // while the attempt's (unref'd) timeout runs. Without its hold the process would end with
+      // the call still pending, printing nothing (Node: exit code 13, an unsettled top-level
+      // await; Deno and Bun keep a process alive for the timeout themselves).
+      const { outcomes, delayMs } = await exitDelay(() => [
+        {
+          source: "AppService",
+          env: APP_SERVICE_IN_PROCESS,
+          resource: "https://c.example",
+          timeoutMs: 300,
+          retry: false,
+          inProcess: "silent",
+        },
+      ]);
+      assert.deepEqual(outcomes.map((o) => o.code ?? typeof o.token), ["timeout"]);
+      assert.ok(delayMs < 1000, `the process took ${Math.round(delayMs)} ms to exit after its last line`);
+    },
+  );
 });

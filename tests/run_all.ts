@@ -17,11 +17,11 @@
  * `#private` field in place, a syntax error).
  *
  * Node 22's test runner ends a test file whose event loop has emptied while a test still waits
- * (Node 24's keeps the loop alive by itself). Tests that await a fake endpoint that never
- * answers have nothing pending but the client's own `AbortSignal.timeout`, which Node unrefs, so
- * Node 22 would cancel them and every test after them in the file. Node 22 gets a preloaded ref'd
- * interval that the file's last test ends (KEEP_ALIVE), which is Node 24's runner behaviour, and
- * `--test-timeout` so that a test that truly never ends fails instead of hanging.
+ * (Node 24's keeps the loop alive by itself), and cancels that test and every one after it. The
+ * fakes that never answer therefore hold the loop as a real connection or file open would
+ * (tests/helpers/stall.ts, and the emulator's own `silent` and `hang`), so Node 22 runs the files
+ * as they are. It gets `--test-timeout` so that a test that truly never ends fails instead of
+ * hanging.
  *
  * Every runtime's figure is counted in one unit, test cases: Bun's and Node's own counts (a
  * `describe` block is not a test case), and for Deno the leaves of its JUnit report (Deno
@@ -34,23 +34,17 @@
 import { locate, locateNode22, rootPath, runtimesPath } from "./helpers/runtimes.ts";
 
 /**
- * Preloaded into each of Node 22's test files: a ref'd interval that keeps the event loop alive
- * until the file's last test has ended (a root `after` hook). Not `--test-force-exit`, with which
- * Node 22.23 sometimes exits before a file's last `describe` blocks ran, and reports no error.
- */
-const KEEP_ALIVE =
-  'data:text/javascript,import{after}from"node:test";const t=setInterval(()=>{},2**30);after(()=>clearInterval(t));';
-
-/**
  * What Node 22 needs beside Node 24's arguments: type stripping where it is flagged, given through
- * NODE_OPTIONS so that the Node processes the tests start get it too, and Node 24's runner behaviour.
+ * NODE_OPTIONS so that the Node processes the tests start get it too, and a bound on each test.
+ * Not `--test-force-exit`, with which Node 22.23 sometimes exits before a file's last `describe`
+ * blocks ran, and reports no error.
  */
 function node22Setup([major, minor]: [number, number]): { args: string[]; env: Record<string, string> } {
   if (major !== 22 || minor < 7) {
     throw new Error(`Node ${major}.${minor} cannot run the TypeScript sources: Node 22.7 or later is needed`);
   }
   return {
-    args: ["--import", KEEP_ALIVE, "--test-timeout=120000"],
+    args: ["--test-timeout=120000"],
     env: minor < 18
       ? {
         NODE_OPTIONS:

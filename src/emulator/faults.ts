@@ -33,19 +33,21 @@ export interface Fault {
 
 /**
  * Resolves after `ms` (never, when `ms` is `undefined`), or as soon as one of `signals` aborts,
- * and then leaves no timer and no listener behind.
+ * and then leaves no timer and no listener behind. While it waits it holds the event loop, as
+ * the connection of a real endpoint that has not answered does: an in-process emulator's
+ * `silent` or `hang` keeps a process (and Node 22's test runner) alive until the client gives up.
  */
 export function waitFor(ms: number | undefined, ...signals: (AbortSignal | undefined)[]): Promise<void> {
   return new Promise((resolve) => {
     const live = signals.filter((signal): signal is AbortSignal => signal !== undefined);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const done = () => {
-      clearTimeout(timer);
+    if (live.some((signal) => signal.aborted)) return resolve();
+    function done() {
+      clearInterval(timer);
       for (const signal of live) signal.removeEventListener("abort", done);
       resolve();
-    };
-    if (live.some((signal) => signal.aborted)) return done();
-    if (ms !== undefined) timer = setTimeout(done, ms);
+    }
+    // An interval that fires nothing holds the loop for the indefinite wait.
+    const timer = ms === undefined ? setInterval(() => {}, 2 ** 30) : setTimeout(done, ms);
     for (const signal of live) signal.addEventListener("abort", done, { once: true });
   });
 }

@@ -10,6 +10,8 @@
 
 import { ManagedIdentityClient, ManagedIdentityError, TokenCache } from "../../mod.ts";
 import { INTERNAL, type InternalOptions } from "../../src/internal.ts";
+import { createEmulator } from "../../src/emulator/mod.ts";
+import type { Source } from "../../mod.ts";
 
 /** One token to acquire. */
 export interface Plan {
@@ -22,6 +24,8 @@ export interface Plan {
   readonly abortAfterMs?: number;
   /** `false` for a single attempt. */
   readonly retry?: false;
+  /** Requests go to an emulator in this process (its handler as `fetch`) with this failure scenario. */
+  readonly inProcess?: string;
 }
 
 /** What the child prints for each plan. */
@@ -44,6 +48,9 @@ for (const plan of plans) {
         cache: new TokenCache(),
         ...(plan.timeoutMs ? { timeoutMs: plan.timeoutMs } : {}),
         ...(plan.retry === false ? { retry: false } : {}),
+        ...(plan.inProcess === undefined
+          ? {}
+          : { fetch: createEmulator({ fail: plan.inProcess }).handler(plan.source as Source) }),
         [INTERNAL]: { platform: "linux", fileExists: () => false, ...plan.internal },
       } as ConstructorParameters<typeof ManagedIdentityClient>[0],
     );
