@@ -1,5 +1,5 @@
 /**
- * `deno task bench:emulator`: the load run of `azmi emulate` (README, Emulator): on Deno, Node 24
+ * `deno task bench:emulator`: the load run of `azmi emulate` (docs/benchmarks.md): on Deno, Node 24
  * and Bun, each in a child process of its own serving every source, first one 64 MiB POST with
  * its Content-Length and one 200 MiB chunked POST (what grew the emulator by 200 MiB to 1.1 GiB
  * before bodies were capped), then a mix of malformed, aborted and oversized requests

@@ -120,7 +120,7 @@ export function normalizeResource(resource: string): string {
  * Shell, Service Fabric or Azure ML, or for an AKS pod from its workload identity (its
  * federated token exchanged at Microsoft Entra ID), detected once at construction.
  *
- * On Deno, give `--allow-env` for the variables listed in the README and `--allow-net` for the
+ * On Deno, give `--allow-env` for the variables listed in docs/permissions.md and `--allow-net` for the
  * endpoint (`169.254.169.254` for IMDS, the host of `IDENTITY_ENDPOINT` or `MSI_ENDPOINT`).
  *
  * @example System-assigned identity

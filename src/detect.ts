@@ -111,7 +111,7 @@ const RULES: readonly Rule[] = [
  * and Container Apps), Azure ML, Cloud Shell, Azure Arc, and otherwise IMDS, which is assumed
  * without a probe.
  *
- * On Deno, reading the process environment needs `--allow-env` (see the README for the list),
+ * On Deno, reading the process environment needs `--allow-env` (docs/permissions.md lists them),
  * and the Arc agent check needs `--allow-read=/opt/azcmagent/bin/himds`; without the latter
  * the agent counts as absent.
  *

@@ -41,7 +41,7 @@ function readProcessEnv(name: string): string | undefined {
   } catch (cause) {
     throw new ManagedIdentityError(
       "invalid_configuration",
-      `Cannot read environment variable "${name}": the runtime refused; run it with --allow-env=${name} (the README lists every variable the client reads)`,
+      `Cannot read environment variable "${name}": the runtime refused; run it with --allow-env=${name} (docs/permissions.md lists every one it reads)`,
       { cause },
     );
   }

@@ -515,7 +515,7 @@ describe("azmi emulate prints no raw control character", () => {
 const THUMBPRINT_FIXTURE = (name: string) =>
   readFileSync(fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url)), "utf8");
 
-/** What the README and `azmi --help` promise for each code, written out here independently of src/cli/common.ts. */
+/** What docs/cli.md ("Exit codes") and `azmi --help` promise for each code, written out here independently of src/cli/common.ts. */
 const PROMISED: Readonly<Record<string, number>> = {
   unsupported_identity: 5,
   invalid_configuration: 5,

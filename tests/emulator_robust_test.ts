@@ -33,7 +33,7 @@ const MiB = 1024 * 1024;
 /**
  * How much the serving process's resident set may grow during a load run: 64 MiB. A run sends
  * dozens of 32 MiB bodies, chunked bodies without end and 1 MiB request targets; measured growth
- * with the 64 KiB cap is 7 to 32 MiB per runtime (README, Emulator), and without it one 64 MiB
+ * with the 64 KiB cap is 7 to 32 MiB per runtime (docs/benchmarks.md, "The emulator under load"), and without it one 64 MiB
  * body alone grew the emulator by 189 to 358 MiB.
  */
 const RSS_BOUND = 64 * MiB;

@@ -30,7 +30,7 @@ const VARIABLES: readonly { source: Source; name: string; env: (url: string) => 
   },
 ];
 
-// What Azure services really put in these variables (see the README's "Security" section for
+// What Azure services really put in these variables (docs/security.md, "The guarantees", has
 // the sources): loopback on Windows App Service, Arc, Cloud Shell, Container Apps and Azure ML;
 // link-local on Linux App Service; private addresses on older Linux Functions and Container Instances.
 const ALLOWED = [

@@ -491,7 +491,7 @@ async function listen(handler: Handler, hostname: string, port: number, tls: boo
  * directory, and for workload identity `--allow-read` and `--allow-write` where the federated
  * token file goes (`federatedTokenDirectory`, by default the temporary directory, whose name
  * also needs `--allow-env=TMPDIR,TMP,TEMP`); a refused permission is an error whose one-line message
- * names the flag (README, "Permissions of the emulator on Deno"). The token file is rewritten
+ * names the flag (docs/permissions.md, "The emulator"). The token file is rewritten
  * before it expires, as the kubelet does, for as long as the servers run.
  *
  * @example Serve App Service and point a client at it

@@ -1,6 +1,6 @@
 /**
  * Run by tests/emulator_rehearsal_test.ts in a Deno process given few permissions: uses the
- * emulator as the README shows, and lets a refusal go uncaught, so that the test sees what a
+ * emulator as docs/permissions.md shows, and lets a refusal go uncaught, so that the test sees what a
  * user sees. Never run as a test file itself.
  *
  *   deno run --no-prompt --quiet [flags] tests/helpers/emulator_permission_child.ts '{"mode":"serve-wi","dir":"/tmp/x"}'
