@@ -18,14 +18,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type EnvRecord, type FetchLike, ManagedIdentityClient, ManagedIdentityError, TokenCache } from "../mod.ts";
-import { type CliIo, EXIT_CODES, main } from "../src/cli.ts";
+import { EXIT_CODES } from "../src/cli.ts";
 import { exitCodeOf } from "../src/cli/common.ts";
 import { validateArcChallenge } from "../src/arc_key.ts";
 import { createEmulator } from "../src/emulator/mod.ts";
-import { INTERNAL, type InternalOptions } from "../src/internal.ts";
+import type { InternalOptions } from "../src/internal.ts";
 import { visible } from "../src/redact.ts";
 import { withoutUserinfo } from "../src/sources/source.ts";
 import { runChild } from "./helpers/child.ts";
+import { type CliRun, run } from "./helpers/cli.ts";
 import { closedPort } from "./helpers/sockets.ts";
 import { neverAnswers, releaseStalls, stall } from "./helpers/stall.ts";
 
@@ -63,33 +64,8 @@ function assertPrintable(text: string, where: string, { tabs = false } = {}): vo
   assert.doesNotMatch(text, FORGED, `${where}: a line feed printed raw`);
 }
 
-interface Run {
-  readonly code: number;
-  readonly out: string;
-  readonly err: string;
-}
-
-/** `main(args)` with an environment record, a fetch and the internal seam; what it printed. */
-async function run(
-  args: string[],
-  options: Partial<Pick<CliIo, "env" | "fetch" | "until">> & { internal?: InternalOptions } = {},
-): Promise<Run> {
-  let out = "";
-  let err = "";
-  const { internal, ...rest } = options;
-  const io: CliIo = {
-    env: {},
-    ...rest,
-    stdout: (text) => out += text,
-    stderr: (text) => err += text,
-    ...(internal ? { [INTERNAL]: internal } : {}),
-  };
-  const code = await main(args, io);
-  return { code, out, err };
-}
-
 /** Runs `args` and fails when anything printed holds a raw control, format or separator character. */
-async function runPrintable(args: string[], options: Parameters<typeof run>[1] = {}, tabs = false): Promise<Run> {
+async function runPrintable(args: string[], options: Parameters<typeof run>[1] = {}, tabs = false): Promise<CliRun> {
   const result = await run(args, options);
   const name = `azmi ${args.map((arg) => JSON.stringify(arg)).join(" ")}`;
   assertPrintable(result.out, `${name} stdout`, { tabs });

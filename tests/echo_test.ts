@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { type EnvRecord, ManagedIdentityError, type ManagedIdentityEvent } from "../mod.ts";
-import { main } from "../src/cli.ts";
+import { run } from "./helpers/cli.ts";
 import type { InternalOptions } from "../src/internal.ts";
 import { recorder, testClient } from "./helpers/fake.ts";
 import { assertNotShown } from "./helpers/checks.ts";
@@ -294,7 +294,6 @@ describe("the CLI never prints an echoed secret", () => {
       test(`azmi ${command} on ${source.name} prints no echoed secret`, async () => {
         await withSecretFile(source, source.secret, async ({ env }) => {
           for (const form of Object.values(encodings(source.secret)).slice(0, 6)) {
-            const out: string[] = [];
             const sent: (string | null)[] = [];
             const fake = recorder(async (request) => {
               const value = await carried(source, request);
@@ -305,15 +304,10 @@ describe("the CLI never prints an echoed secret", () => {
                 { status: 400, headers: { "x-ms-correlation-id": echo, "x-correlation-id": echo } },
               );
             });
-            const code = await main([command, VAULT], {
-              env,
-              fetch: fake.fetch,
-              stdout: (text) => out.push(text),
-              stderr: (text) => out.push(text),
-            });
-            assert.equal(code, 1, out.join(""));
+            const { code, out, err } = await run([command, VAULT], { env, fetch: fake.fetch });
+            assert.equal(code, 1, out + err);
             assert.ok(sent.includes(source.secret), "the secret went out, so it was there to leak");
-            assertNoLeak(out, source.secret, `azmi ${command} output`);
+            assertNoLeak([out, err], source.secret, `azmi ${command} output`);
           }
         });
       });

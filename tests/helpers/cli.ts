@@ -6,6 +6,7 @@
 import type { EnvRecord, FetchLike } from "../../mod.ts";
 import { type CliIo, main } from "../../src/cli.ts";
 import type { Emulator } from "../../src/emulator/mod.ts";
+import { INTERNAL, type InternalOptions } from "../../src/internal.ts";
 
 export const VAULT = "https://vault.azure.net";
 export const SECRET = "s3cret-identity-header-value";
@@ -15,18 +16,30 @@ export const APP_SERVICE: EnvRecord = {
   IDENTITY_HEADER: SECRET,
 };
 
-/** Runs `main` with an env record and a fake fetch, capturing what it prints. */
+/** What `azmi` did: its exit code and what it printed on stdout and stderr. */
+export interface CliRun {
+  readonly code: number;
+  readonly out: string;
+  readonly err: string;
+}
+
+/**
+ * Runs `main` with an env record, a fake fetch and, for the tests that need it, the client's
+ * internal seam (platform, file system); captures what it prints.
+ */
 export async function run(
   args: string[],
-  options: Partial<Pick<CliIo, "env" | "fetch" | "until">> = {},
-): Promise<{ code: number; out: string; err: string }> {
+  options: Partial<Pick<CliIo, "env" | "fetch" | "until">> & { internal?: InternalOptions } = {},
+): Promise<CliRun> {
   let out = "";
   let err = "";
+  const { internal, ...rest } = options;
   const code = await main(args, {
     env: {},
-    ...options,
+    ...rest,
     stdout: (text) => out += text,
     stderr: (text) => err += text,
+    ...(internal ? { [INTERNAL]: internal } : {}),
   });
   return { code, out, err };
 }
