@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
+import process from "node:process";
 import { inspect } from "node:util";
 import { ManagedIdentityError } from "../../mod.ts";
 import type { ArcKeyFileSystem } from "../../src/arc_key.ts";
@@ -107,4 +108,18 @@ export function counting(inner: Partial<ArcKeyFileSystem> = fsp): CountingFileSy
       };
     },
   };
+}
+
+/** Runs `body` while collecting unhandled rejections, lets the event loop turn twice, returns them. */
+export async function unhandledDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const listener = (error: unknown) => seen.push(error);
+  process.on("unhandledRejection", listener);
+  try {
+    await body();
+    for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setTimeout(resolve, 20));
+  } finally {
+    process.off("unhandledRejection", listener);
+  }
+  return seen;
 }
