@@ -56,6 +56,7 @@ import {
   type Source,
   type TokenOrigin,
 } from "../../src/emulator/mod.ts";
+import { locate, output } from "../helpers/runtimes.ts";
 import { closedPort } from "../helpers/sockets.ts";
 import { type EntraFront, entraFront, localVault, type TlsFiles, VAULT_RESOURCE } from "./local_servers.ts";
 import { MODULES_VARIABLE, PACKAGES, RESULT_PREFIX } from "./packages.ts";
@@ -151,36 +152,13 @@ async function run(command: string, args: string[], deadlineMs: number, cwd = ro
   }
 }
 
-async function versionOf(command: string): Promise<string | undefined> {
-  try {
-    const { success, stdout } = await new Deno.Command(command, {
-      args: ["--version"],
-      stdout: "piped",
-      stderr: "null",
-    })
-      .output();
-    return success ? decoder.decode(stdout).trim() : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** What `command --version` prints, or undefined when it does not run. */
+const versionOf = (command: string): Promise<string | undefined> => output(command, ["--version"]);
 
 /** npm: from PATH, else through Deno's npm support (a machine with nothing but Deno). */
 async function npm(args: string[]): Promise<string> {
   if (await versionOf("npm")) return await run("npm", args, 600_000);
   return await run(Deno.execPath(), ["run", "-A", "npm:npm@11", ...args], 600_000);
-}
-
-/** Node 24 and Bun 1: from PATH in the right major version, else from (or installed into) .runtimes/. */
-async function locate(name: "node" | "bun", major: number): Promise<string> {
-  const suitable = async (command: string) => Number(/(\d+)\./.exec(await versionOf(command) ?? "")?.[1]) === major;
-  if (await suitable(name)) return name;
-  const local = `${root}.runtimes/node_modules/.bin/${name}`;
-  if (await suitable(local)) return local;
-  console.log(`# ${name} ${major} is not on PATH: installing bun@1 and node@24 into .runtimes/ from npm`);
-  await npm(["install", "--prefix", `${root}.runtimes`, "--no-save", "--no-audit", "--no-fund", "bun@1", "node@24"]);
-  if (!await suitable(local)) throw new Error(`Cannot install ${name} ${major}: install it and put it on PATH`);
-  return local;
 }
 
 /** The version npm installed of a package, or undefined. */
