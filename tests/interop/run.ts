@@ -36,16 +36,14 @@
  * - Azure Arc: both reference clients accept a challenge's key file only at
  *   `/var/opt/azcmagent/tokens/<name>.key` on Linux (msal-node's AzureArc.ts, which
  *   `@azure/identity` 4.14 delegates every source but AKS workload identity to; see
- *   ARC_KEY_DIRECTORY below). The runner creates that directory only when it does not exist
+ *   ARC_KEY_DIRECTORY in setup.ts). The runner creates that directory only when it does not exist
  *   (needs root, as CI has) and removes what it created at the end, also on Ctrl+C; where it
  *   cannot, the Azure Arc cases are skipped, saying why.
  * - Every child, server and Azurite has a deadline; the whole run stops after 15 minutes.
  */
 
 import assert from "node:assert/strict";
-import { createPrivateKey, X509Certificate } from "node:crypto";
 import { createRemoteJWKSet, customFetch, jwtVerify } from "npm:jose@6";
-import * as devCertificates from "../../src/emulator/dev_cert.ts";
 import {
   EMULATOR_TENANT,
   OriginError,
@@ -56,27 +54,26 @@ import {
   type Source,
   type TokenOrigin,
 } from "../../src/emulator/mod.ts";
-import { locate, output } from "../helpers/runtimes.ts";
+import { locate } from "../helpers/runtimes.ts";
 import { closedPort } from "../helpers/sockets.ts";
-import { type EntraFront, entraFront, localVault, type TlsFiles, VAULT_RESOURCE } from "./local_servers.ts";
+import { type Certificates, certificates } from "./certificates.ts";
+import { type EntraFront, entraFront, localVault, VAULT_RESOURCE } from "./local_servers.ts";
 import { MODULES_VARIABLE, PACKAGES, RESULT_PREFIX } from "./packages.ts";
+import {
+  arcKeyDirectory,
+  cleanup,
+  cleanups,
+  decoder,
+  guardRun,
+  here,
+  installPackages,
+  modulesDirectory,
+  root,
+  run,
+  seconds,
+  versionOf,
+} from "./setup.ts";
 
-const here = decodeURIComponent(new URL(".", import.meta.url).pathname);
-const root = decodeURIComponent(new URL("../../", import.meta.url).pathname);
-const modulesDirectory = Deno.env.get("AZMI_INTEROP_DIR") ?? `${root}.runtimes/interop`;
-
-/**
- * Where msal-node 7.2 (and so `@azure/identity` 4.14, whose ManagedIdentityCredential hands Arc
- * to msal-node's ManagedIdentityApplication) accepts an Arc key file: its AzureArc source takes
- * the path after `Basic realm=` in the 401 challenge, refuses it unless its file name ends in
- * `.key` and the path is exactly `SUPPORTED_AZURE_ARC_PLATFORMS[process.platform] + name`, a
- * constant (`/var/opt/azcmagent/tokens/` on Linux, `%ProgramData%\AzureConnectedMachineAgent\Tokens\`
- * on Windows, any other platform refused), then `statSync` (at most 4096 bytes) and
- * `readFileSync`, which follow links. No option or variable moves it, so the emulator's Arc keys
- * must be written there: `serve({ arcKeyDirectory })` with this directory.
- */
-const ARC_KEY_DIRECTORY = "/var/opt/azcmagent/tokens";
-const RUN_DEADLINE_MS = 15 * 60_000;
 const CHILD_DEADLINE_MS = 120_000;
 const PEER_RESOURCE = "https://management.azure.com";
 const STORAGE_RESOURCE = "https://storage.azure.com";
@@ -103,246 +100,6 @@ const NOT_APPLICABLE: Partial<Record<`${Peer} ${Source}`, string>> = {
   "msal WorkloadIdentity": "msal-node's ManagedIdentityApplication has no workload identity source (given only its " +
     "variables, it falls back to IMDS); @azure/identity's ManagedIdentityCredential does it with WorkloadIdentityCredential",
 };
-
-// ---------------------------------------------------------------------------------------------
-// Cleanup, deadlines, processes.
-
-const cleanups: (() => Promise<void> | void)[] = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const step of cleanups.reverse()) {
-      try {
-        await step();
-      } catch (error) {
-        console.error(`# cleanup: ${error instanceof Error ? error.message : error}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.addSignalListener(signal, () => {
-    console.error(`\n# ${signal}: cleaning up`);
-    cleanup().finally(() => Deno.exit(130));
-  });
-}
-const watchdog = setTimeout(() => {
-  console.error(`# interop: still running after ${RUN_DEADLINE_MS / 60_000} min: stopping`);
-  cleanup().finally(() => Deno.exit(1));
-}, RUN_DEADLINE_MS);
-Deno.unrefTimer(watchdog);
-
-const decoder = new TextDecoder();
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-
-/** Runs a command to its end (with a deadline), output shown only on failure. */
-async function run(command: string, args: string[], deadlineMs: number, cwd = root): Promise<string> {
-  const child = new Deno.Command(command, { args, cwd, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), deadlineMs);
-  try {
-    const { success, stdout, stderr } = await child.output();
-    const text = decoder.decode(stdout) + decoder.decode(stderr);
-    if (!success) {
-      throw new Error(`${command} ${args.join(" ")} failed:\n${text.trim().split("\n").slice(-20).join("\n")}`);
-    }
-    return text;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** What `command --version` prints, or undefined when it does not run. */
-const versionOf = (command: string): Promise<string | undefined> => output(command, ["--version"]);
-
-/** npm: from PATH, else through Deno's npm support (a machine with nothing but Deno). */
-async function npm(args: string[]): Promise<string> {
-  if (await versionOf("npm")) return await run("npm", args, 600_000);
-  return await run(Deno.execPath(), ["run", "-A", "npm:npm@11", ...args], 600_000);
-}
-
-/** The version npm installed of a package, or undefined. */
-async function installedVersion(name: string): Promise<string | undefined> {
-  try {
-    const manifest = await Deno.readTextFile(`${modulesDirectory}/node_modules/${name}/package.json`);
-    return (JSON.parse(manifest) as { version?: string }).version;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Installs the packages into the modules folder unless the right versions are there. */
-async function installPackages(): Promise<Record<string, string>> {
-  const entries = Object.entries(PACKAGES);
-  const found = await Promise.all(entries.map(([name]) => installedVersion(name)));
-  if (entries.some(([, range], i) => !found[i]?.startsWith(`${range}.`))) {
-    console.log(`# installing ${entries.map(([n, r]) => `${n}@${r}`).join(" ")} into ${modulesDirectory}`);
-    await Deno.mkdir(modulesDirectory, { recursive: true });
-    await npm([
-      "install",
-      "--prefix",
-      modulesDirectory,
-      "--no-save",
-      "--no-audit",
-      "--no-fund",
-      "--loglevel=error",
-      ...entries.map(([name, range]) => `${name}@${range}`),
-    ]);
-  }
-  const versions: Record<string, string> = {};
-  for (const [name] of entries) versions[name] = await installedVersion(name) ?? "?";
-  return versions;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Certificates: the emulator's development CA and server certificate, wherever dev_cert.ts has them.
-
-interface Certificates {
-  /** PEM file of the certificates a client must trust (NODE_EXTRA_CA_CERTS, DENO_CERT). */
-  readonly caFile: string;
-  readonly caPems: readonly string[];
-  /** Chain and key for this runner's TLS servers and Azurite. */
-  readonly tls: TlsFiles;
-  readonly certFile: string;
-  readonly keyFile: string;
-  /** Whether the server certificate is a CA (rustls, so Deno, refuses it as a server's). */
-  readonly serverIsCa: boolean;
-  readonly description: string;
-}
-
-/**
- * Reads the emulator's development certificates: every PEM certificate and key dev_cert.ts
- * exports (by content, not by name). The trust anchors are the CA certificates; the server
- * certificate is the one that is not a CA and matches an exported key. Without one (a single
- * self-signed CA:TRUE certificate, which Deno refuses as a server's), this runner's own servers
- * and Azurite use a throwaway CA and server certificate made with openssl, trusted beside the
- * emulator's.
- */
-async function certificates(directory: string): Promise<Certificates> {
-  const pems = Object.values(devCertificates as Record<string, unknown>).filter((v): v is string =>
-    typeof v === "string"
-  );
-  const certs = pems.filter((pem) => pem.includes("-----BEGIN CERTIFICATE-----")).map((pem) => ({
-    pem: pem.trim() + "\n",
-    x509: new X509Certificate(pem),
-  }));
-  const keys = pems.filter((pem) => /-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(pem));
-  const cas = certs.filter((cert) => cert.x509.ca);
-  const anchors = (cas.length > 0 ? cas : certs).map((cert) => cert.pem);
-  let server: { chain: string; key: string } | undefined;
-  for (const cert of certs) {
-    const key = keys.find((pem) => cert.x509.checkPrivateKey(createPrivateKey(pem)));
-    if (key && !cert.x509.ca) server = { chain: cert.pem + cas.map((ca) => ca.pem).join(""), key };
-  }
-  let description = server
-    ? `the emulator's development server certificate (${
-      certs.find((c) => !c.x509.ca)?.x509.subject.replace(/\s+/g, " ")
-    }), trusted through its CA`
-    : "";
-  if (!server) {
-    // A throwaway CA and a server certificate it signs, for this run only: a self-signed server
-    // certificate will not do, Deno's node:https refuses one (DEPTH_ZERO_SELF_SIGNED_CERT) even
-    // when DENO_CERT names it, and its fetch refuses a CA:TRUE one.
-    const file = (name: string) => `${directory}/throwaway-${name}`;
-    const openssl = (flags: string, ...args: string[]) => run("openssl", [...flags.split(" "), ...args], 60_000);
-    await openssl(
-      "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=azmi-interop-CA -keyout",
-      file("ca-key.pem"),
-      "-out",
-      file("ca.pem"),
-    );
-    await openssl(
-      "req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout",
-      file("key.pem"),
-      "-out",
-      file("request.pem"),
-    );
-    const extensions = "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n";
-    await Deno.writeTextFile(file("extensions.cnf"), extensions);
-    const serial = `0x${crypto.randomUUID().replace(/-/g, "")}`;
-    await openssl(
-      `x509 -req -days 2 -set_serial ${serial} -in`,
-      file("request.pem"),
-      "-CA",
-      file("ca.pem"),
-      "-CAkey",
-      file("ca-key.pem"),
-      "-extfile",
-      file("extensions.cnf"),
-      "-out",
-      file("cert.pem"),
-    );
-    const ca = await Deno.readTextFile(file("ca.pem"));
-    server = { chain: await Deno.readTextFile(file("cert.pem")) + ca, key: await Deno.readTextFile(file("key.pem")) };
-    anchors.push(ca);
-    description = "a throwaway CA and server certificate made with openssl (dev_cert.ts has no CA:FALSE server " +
-      "certificate with its key)";
-  }
-  const caFile = `${directory}/trusted.pem`;
-  const certFile = `${directory}/server-chain.pem`;
-  const keyFile = `${directory}/server-key.pem`;
-  await Deno.writeTextFile(caFile, anchors.join(""));
-  await Deno.writeTextFile(certFile, server.chain);
-  await Deno.writeTextFile(keyFile, server.key, { mode: 0o600 });
-  return {
-    caFile,
-    caPems: anchors,
-    tls: { cert: server.chain, key: server.key },
-    certFile,
-    keyFile,
-    serverIsCa: certs.length > 0 && certs.every((cert) => cert.x509.ca),
-    description,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Azure Arc's key directory.
-
-/** Makes ARC_KEY_DIRECTORY usable: uses it when it exists, else creates it and removes it at the end. */
-async function arcKeyDirectory(): Promise<{ path?: string; skip?: string }> {
-  if (Deno.build.os !== "linux") {
-    return { skip: `the reference clients' Arc key directory is Linux's ${ARC_KEY_DIRECTORY} only here` };
-  }
-  const exists = async (path: string) => {
-    try {
-      return (await Deno.lstat(path)).isDirectory ? "directory" : "other";
-    } catch {
-      return undefined;
-    }
-  };
-  const state = await exists(ARC_KEY_DIRECTORY);
-  if (state === "other") return { skip: `${ARC_KEY_DIRECTORY} exists and is not a directory` };
-  if (state === undefined) {
-    // The top-most missing ancestor is what this run creates, and removes.
-    let created = ARC_KEY_DIRECTORY;
-    for (let parent = created.replace(/\/[^/]+$/, ""); parent && !(await exists(parent));) {
-      created = parent;
-      parent = parent.replace(/\/[^/]+$/, "");
-    }
-    try {
-      await Deno.mkdir(ARC_KEY_DIRECTORY, { recursive: true, mode: 0o700 });
-    } catch (error) {
-      return {
-        skip: `cannot create ${ARC_KEY_DIRECTORY} (${error instanceof Error ? error.name : error}): run as root`,
-      };
-    }
-    console.log(`# created ${ARC_KEY_DIRECTORY} for the Azure Arc cases; ${created} is removed at the end`);
-    cleanups.push(async () => {
-      await Deno.remove(created, { recursive: true });
-      console.log(`# removed ${created}`);
-    });
-    return { path: ARC_KEY_DIRECTORY };
-  }
-  // An existing directory (an Arc agent's, or left by someone): used if writable, left as found.
-  try {
-    const probe = await Deno.makeTempFile({ dir: ARC_KEY_DIRECTORY, prefix: "azmi-interop-", suffix: ".probe" });
-    await Deno.remove(probe);
-  } catch {
-    return { skip: `${ARC_KEY_DIRECTORY} exists but this user cannot write to it` };
-  }
-  console.log(`# using the existing ${ARC_KEY_DIRECTORY} (the emulator removes its key files)`);
-  return { path: ARC_KEY_DIRECTORY };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Children.
@@ -977,6 +734,7 @@ async function main(filters: string[]): Promise<number> {
   return failed.length === 0 && passed > 0 ? 0 : 1;
 }
 
+guardRun();
 let code = 1;
 try {
   code = await main(Deno.args);
