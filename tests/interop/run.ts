@@ -56,29 +56,26 @@ import {
 } from "../../src/emulator/mod.ts";
 import { locate } from "../helpers/runtimes.ts";
 import { closedPort } from "../helpers/sockets.ts";
-import { type Certificates, certificates } from "./certificates.ts";
+import { certificates } from "./certificates.ts";
+import { certs, child, expectOk, prepareChildren, type Runtime, tools } from "./children.ts";
 import { type EntraFront, entraFront, localVault, VAULT_RESOURCE } from "./local_servers.ts";
-import { MODULES_VARIABLE, PACKAGES, RESULT_PREFIX } from "./packages.ts";
+import { PACKAGES } from "./packages.ts";
 import {
   arcKeyDirectory,
   cleanup,
   cleanups,
-  decoder,
   guardRun,
   here,
   installPackages,
   modulesDirectory,
-  root,
   run,
   seconds,
   versionOf,
 } from "./setup.ts";
 
-const CHILD_DEADLINE_MS = 120_000;
 const PEER_RESOURCE = "https://management.azure.com";
 const STORAGE_RESOURCE = "https://storage.azure.com";
 
-type Runtime = "node" | "bun" | "deno";
 type Peer = "identity" | "msal";
 const RUNTIMES: readonly Runtime[] = ["node", "bun", "deno"];
 const PEERS: Readonly<Record<Peer, string>> = {
@@ -100,115 +97,6 @@ const NOT_APPLICABLE: Partial<Record<`${Peer} ${Source}`, string>> = {
   "msal WorkloadIdentity": "msal-node's ManagedIdentityApplication has no workload identity source (given only its " +
     "variables, it falls back to IMDS); @azure/identity's ManagedIdentityCredential does it with WorkloadIdentityCredential",
 };
-
-// ---------------------------------------------------------------------------------------------
-// Children.
-
-interface Tools {
-  readonly node: string;
-  readonly bun: string;
-  readonly deno: string;
-}
-
-interface ChildOutcome {
-  readonly result?: Record<string, unknown>;
-  readonly stderr: string;
-  readonly status: number | null;
-  readonly timedOut: boolean;
-}
-
-let tools: Tools;
-/** Children running now: killed by the cleanup (Ctrl+C, the run's deadline). */
-const activeChildren = new Set<Deno.ChildProcess>();
-cleanups.push(() => {
-  for (const active of activeChildren) active.kill("SIGKILL");
-});
-let certs: Certificates;
-let guardPort = 0;
-
-/** Runs one child script on a runtime, with a fresh environment: base variables and `env`. */
-async function child(
-  runtime: Runtime,
-  script: string,
-  args: string[],
-  env: Record<string, string>,
-  options: { trustCa?: boolean } = {},
-): Promise<ChildOutcome> {
-  const trust: Record<string, string> = options.trustCa === false
-    ? {}
-    : runtime === "deno"
-    ? { DENO_CERT: certs.caFile }
-    : { NODE_EXTRA_CA_CERTS: certs.caFile };
-  const base: Record<string, string> = {
-    NO_COLOR: "1",
-    AZURE_POD_IDENTITY_AUTHORITY_HOST: `http://127.0.0.1:${guardPort}`,
-  };
-  for (const name of ["PATH", "HOME", "DENO_DIR", "TMPDIR"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) base[name] = value;
-  }
-  // Node and Bun load the packages npm installed; Deno its cache (packages.ts).
-  const modules: Record<string, string> = runtime === "deno" ? {} : { [MODULES_VARIABLE]: modulesDirectory };
-  const path = `${here}${script}`;
-  const [command, commandArgs] = runtime === "node"
-    ? [tools.node, [path, ...args]]
-    : runtime === "bun"
-    ? [tools.bun, [path, ...args]]
-    : [tools.deno, [
-      "run",
-      "--cached-only",
-      "--allow-env",
-      "--allow-read",
-      "--allow-sys",
-      "--allow-net=127.0.0.1",
-      path,
-      ...args,
-    ]];
-  const spawned = new Deno.Command(command, {
-    args: commandArgs,
-    cwd: root,
-    clearEnv: true,
-    env: { ...base, ...modules, ...trust, ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  activeChildren.add(spawned);
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    spawned.kill("SIGKILL");
-  }, CHILD_DEADLINE_MS);
-  try {
-    const output = await spawned.output();
-    const line = decoder.decode(output.stdout).split("\n").findLast((l) => l.startsWith(RESULT_PREFIX));
-    return {
-      result: line ? JSON.parse(line.slice(RESULT_PREFIX.length)) as Record<string, unknown> : undefined,
-      stderr: decoder.decode(output.stderr),
-      status: output.code,
-      timedOut,
-    };
-  } finally {
-    clearTimeout(timer);
-    activeChildren.delete(spawned);
-  }
-}
-
-/** The child's result when it says ok, else an error that tells what it said. */
-function expectOk(outcome: ChildOutcome): Record<string, unknown> {
-  if (outcome.timedOut) throw new Error(`the child was still running after ${seconds(CHILD_DEADLINE_MS)}`);
-  if (!outcome.result) {
-    const tail = outcome.stderr.trim().split("\n").slice(-6).join("\n");
-    throw new Error(`the child ended (status ${outcome.status}) without a result:\n${tail}`);
-  }
-  if (outcome.result.ok !== true) {
-    // The child's error, as packages.ts describeError() put it.
-    const error = (outcome.result.error ?? {}) as Record<string, unknown>;
-    const what = [error.name, error.code, error.status].filter((value) => value !== undefined).join(" ");
-    throw new Error(`${what}: ${error.message}${error.cause ? ` [cause: ${error.cause}]` : ""}`);
-  }
-  return outcome.result;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Checks.
@@ -616,12 +504,11 @@ async function main(filters: string[]): Promise<number> {
 
   const setup = performance.now();
   const [node, bun] = [await locate("node", 24), await locate("bun", 1)];
-  tools = { node, bun, deno: Deno.execPath() };
   const versions = await installPackages();
   // Deno's cache, filled now so that Deno children can run with --cached-only.
   await run(Deno.execPath(), ["cache", "--quiet", "peer.ts", "storage.ts", "key_vault.ts"], 600_000, here);
-  certs = await certificates(workspace);
-  guardPort = await closedPort();
+  const certs = await certificates(workspace);
+  prepareChildren({ tools: { node, bun, deno: Deno.execPath() }, certs, guardPort: await closedPort() });
   const caClient = Deno.createHttpClient({ caCerts: [...certs.caPems] });
   cleanups.push(() => caClient.close());
   trustingFetch = (input, init) => fetch(input, { ...init, client: caClient });
