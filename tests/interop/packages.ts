@@ -15,7 +15,7 @@ import { createRequire } from "node:module";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 
-/** Each package and the version range every runtime uses (for the peers, the versions the README's benchmark cites). */
+/** Each package and the version range every runtime uses (for the peers, the versions docs/benchmarks.md cites). */
 export const PACKAGES = {
   "@azure/identity": "4.14",
   "@azure/msal-node": "7.2",

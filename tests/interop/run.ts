@@ -83,7 +83,7 @@ const PEERS: Readonly<Record<Peer, string>> = {
   identity: `@azure/identity ${PACKAGES["@azure/identity"]}`,
   msal: `msal-node ${PACKAGES["@azure/msal-node"]}`,
 };
-/** The sources of the reference-client matrix, in the README's order. */
+/** The sources of the reference-client matrix, in the order of its printed table. */
 const PEER_SOURCES: readonly Source[] = [
   "DefaultToIMDS",
   "AppService",
