@@ -1,10 +1,11 @@
 /**
- * Shared test checks: deferred promises, rejection and secret-leak assertions, and a counting
- * file system for the Arc key-file tests.
+ * Shared test checks: deferred promises, where a promise stands, unhandled rejections, rejection
+ * and secret-leak assertions, and a counting file system for the Arc key-file tests.
  */
 
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
+import process from "node:process";
 import { inspect } from "node:util";
 import { ManagedIdentityError } from "../../mod.ts";
 import type { ArcKeyFileSystem } from "../../src/arc_key.ts";
@@ -25,6 +26,35 @@ export function deferred<T>(): Deferred<T> {
     reject = no;
   });
   return { promise, resolve, reject };
+}
+
+/** Lets pending requests reach the fake endpoint and settled ones finish (one macrotask turn). */
+export function turn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+export type State = "pending" | "fulfilled" | "rejected";
+
+/** Where a promise stands after one turn of the event loop. */
+export async function state(promise: Promise<unknown>): Promise<State> {
+  let seen: State = "pending";
+  promise.then(() => seen = "fulfilled", () => seen = "rejected");
+  await turn();
+  return seen;
+}
+
+/** Runs `body` while collecting unhandled rejections, lets the event loop turn, returns them. */
+export async function unhandledDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const listener = (error: unknown) => seen.push(error);
+  process.on("unhandledRejection", listener);
+  try {
+    await body();
+    for (let i = 0; i < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  } finally {
+    process.off("unhandledRejection", listener);
+  }
+  return seen;
 }
 
 /** Awaits a rejection with a ManagedIdentityError of `code` (and `source`, when given) and returns it. */
