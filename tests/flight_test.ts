@@ -1,8 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import process from "node:process";
 import { type Flight, flight, type Flights, join } from "../src/flight.ts";
-import { type Deferred, deferred } from "./helpers/checks.ts";
+import { type Deferred, deferred, state, unhandledDuring } from "./helpers/checks.ts";
 
 const KEY = "key";
 
@@ -19,16 +18,6 @@ function heldRun<T>() {
   };
 }
 
-type State = "pending" | "fulfilled" | "rejected";
-
-/** Where a promise stands after the microtasks queued now have run. */
-async function state(promise: Promise<unknown>): Promise<State> {
-  let seen: State = "pending";
-  promise.then(() => seen = "fulfilled", () => seen = "rejected");
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  return seen;
-}
-
 /** Awaits a rejection and returns its reason. */
 async function reason(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -37,20 +26,6 @@ async function reason(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
   assert.fail("expected a rejection");
-}
-
-/** Runs `body` while counting unhandled rejections, lets the event loop turn, returns the count. */
-async function unhandledDuring(body: () => Promise<void>): Promise<unknown[]> {
-  const seen: unknown[] = [];
-  const listener = (error: unknown) => seen.push(error);
-  process.on("unhandledRejection", listener);
-  try {
-    await body();
-    for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setTimeout(resolve, 20));
-  } finally {
-    process.off("unhandledRejection", listener);
-  }
-  return seen;
 }
 
 describe("flight()", () => {
