@@ -6,6 +6,8 @@
  * or "entra" for workload identity's Microsoft Entra ID): RETRIED below states them, independently
  * of src/.
  * Backoff never costs real time: `sleep` and `now` are a fake clock (tests/helpers/faults.ts).
+ * The sources, the rig and the checks are in tests/helpers/fault_rig.ts; the faults that only
+ * some sources have are in tests/faults_some_sources_test.ts.
  *
  * Every call goes through `settle()`, which bounds it at HANG_MS of real time, and every
  * rejection through `failure()` (or the garbage sweep), which fails the test unless it is a
@@ -15,53 +17,29 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
-import * as fsp from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { ManagedIdentityError } from "../mod.ts";
+import { answer, answerJson, type FaultHandler, finish, head, stuckSleep, within } from "./helpers/faults.ts";
 import {
-  type EnvRecord,
-  type ManagedIdentityClient,
-  type ManagedIdentityClientOptions,
-  ManagedIdentityError,
-  type ManagedIdentityEvent,
-  type Source,
-} from "../mod.ts";
-import type { InternalOptions } from "../src/internal.ts";
-import { testClient } from "./helpers/fake.ts";
-import {
-  answer,
-  answerJson,
-  type FakeTime,
-  fakeTime,
-  type FaultHandler,
-  type FaultServer,
-  faultServer,
-  finish,
-  head,
-  type RawRequest,
-  stuckSleep,
-  within,
-} from "./helpers/faults.ts";
+  fails,
+  failure,
+  HANG_MS,
+  ok,
+  QUICK_MS,
+  type RigSetup,
+  type Rules,
+  settle,
+  type Settled,
+  type SourceCase,
+  SOURCES,
+  status,
+  succeeds,
+  thenToken,
+  TOKEN,
+  VAULT,
+  withRig,
+} from "./helpers/fault_rig.ts";
 
-const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url)), "utf8");
-const SF_CERT = fixture("test_only_sf_cert.pem");
-const SF_KEY = fixture("test_only_sf_key.pem");
-const SF_PIN = new X509Certificate(SF_CERT).fingerprint;
-
-const VAULT = "https://vault.azure.net";
-const ARC_KEY = "arc-key-file-contents-0123456789";
-const FEDERATED_TOKEN = "federated-service-account-token-0123456789";
-const TOKEN = { access_token: "fault-token", expires_in: 3600 };
 const MiB = 1024 * 1024;
-/** No call may take longer than this in real time: beyond it, it hangs. */
-const HANG_MS = 5000;
-/** What a call that only talks to loopback (with a fake backoff) may take in real time. */
-const QUICK_MS = 1500;
-
-type Rules = "imds" | "standard" | "servicefabric" | "entra";
 
 /**
  * The statuses each source's rules retry (docs/retries.md); 400, 401 and 403 are
@@ -78,267 +56,6 @@ const RETRIED: Readonly<Record<Rules, readonly number[]>> = {
   entra: [429, 500, 501, 502, 503, 504],
 };
 
-interface SourceCase {
-  readonly source: Source;
-  readonly label: string;
-  readonly rules: Rules;
-  readonly tls?: boolean;
-  /** Workload identity: the rig writes a federated token file into a temporary directory. */
-  readonly tokenFile?: boolean;
-  /** The environment for a server at `origin` (and, on workload identity, the token file at `tokenFile`). */
-  env(origin: string, tokenFile: string): EnvRecord;
-  /** A 400 body in this source's shape (docs/sources.md, error bodies) and what the error must carry. */
-  readonly errorBody: unknown;
-  readonly errorFields: { error?: string; errorDescription?: string; correlationId?: string };
-}
-
-const SOURCES: readonly SourceCase[] = [
-  {
-    source: "DefaultToIMDS",
-    label: "IMDS",
-    rules: "imds",
-    env: (origin) => ({ AZURE_POD_IDENTITY_AUTHORITY_HOST: origin }),
-    // Not "Identity not found", which is unavailable on IMDS (tests/first_contact_test.ts).
-    errorBody: { error: "invalid_resource", error_description: "The resource principal was not found" },
-    errorFields: { error: "invalid_resource", errorDescription: "The resource principal was not found" },
-  },
-  {
-    source: "AppService",
-    label: "App Service",
-    rules: "standard",
-    env: (origin) => ({ IDENTITY_ENDPOINT: `${origin}/msi/token`, IDENTITY_HEADER: "app-service-header" }),
-    errorBody: {
-      statusCode: 400,
-      message: "No user-assigned identity with the given client ID",
-      correlationId: "7f3c2a5e-0000-4000-8000-000000000001",
-    },
-    errorFields: {
-      errorDescription: "No user-assigned identity with the given client ID",
-      correlationId: "7f3c2a5e-0000-4000-8000-000000000001",
-    },
-  },
-  {
-    source: "CloudShell",
-    label: "Cloud Shell",
-    rules: "standard",
-    env: (origin) => ({ MSI_ENDPOINT: `${origin}/oauth2/token` }),
-    errorBody: { error: { code: "BadRequest", message: "The resource is not valid" } },
-    errorFields: { error: "BadRequest", errorDescription: "The resource is not valid" },
-  },
-  {
-    source: "AzureML",
-    label: "Azure ML",
-    rules: "standard",
-    env: (origin) => ({ MSI_ENDPOINT: `${origin}/msi/token`, MSI_SECRET: "azure-ml-secret" }),
-    errorBody: { statusCode: 400, message: "Bad client ID", correlationId: "9a1b2c3d-0000-4000-8000-000000000002" },
-    errorFields: { errorDescription: "Bad client ID", correlationId: "9a1b2c3d-0000-4000-8000-000000000002" },
-  },
-  {
-    source: "AzureArc",
-    label: "Azure Arc",
-    rules: "standard",
-    env: (origin) => ({ IDENTITY_ENDPOINT: `${origin}/metadata/identity/oauth2/token`, IMDS_ENDPOINT: origin }),
-    errorBody: { error: "invalid_request", error_description: "Identity not found" },
-    errorFields: { error: "invalid_request", errorDescription: "Identity not found" },
-  },
-  {
-    source: "ServiceFabric",
-    label: "Service Fabric",
-    rules: "servicefabric",
-    tls: true,
-    env: (origin) => ({
-      IDENTITY_ENDPOINT: `${origin}/metadata/identity/oauth2/token`,
-      IDENTITY_HEADER: "service-fabric-secret",
-      IDENTITY_SERVER_THUMBPRINT: SF_PIN,
-    }),
-    // The correlation ID is nested in the error (Microsoft's page, error handling).
-    errorBody: {
-      error: {
-        correlationId: "aaaa0000-bb11-2222-33cc-444444dddddd",
-        code: "ManagedIdentityNotFound",
-        message: "No managed identity for this application",
-      },
-    },
-    errorFields: {
-      error: "ManagedIdentityNotFound",
-      errorDescription: "No managed identity for this application",
-      correlationId: "aaaa0000-bb11-2222-33cc-444444dddddd",
-    },
-  },
-  {
-    source: "WorkloadIdentity",
-    label: "Workload Identity",
-    rules: "entra",
-    tokenFile: true,
-    env: (origin, tokenFile) => ({
-      AZURE_AUTHORITY_HOST: `${origin}/`,
-      AZURE_TENANT_ID: "72f988bf-86f1-41af-91ab-2d7cd011db47",
-      AZURE_CLIENT_ID: "11111111-2222-3333-4444-555555555555",
-      AZURE_FEDERATED_TOKEN_FILE: tokenFile,
-    }),
-    errorBody: {
-      error: "invalid_request",
-      error_description: "AADSTS70021: No matching federated identity record found for presented assertion.",
-      error_codes: [70021],
-      timestamp: "2026-01-01 00:00:00Z",
-      trace_id: "0b5a8f43-0000-4000-8000-00000000aa01",
-      correlation_id: "5e1f0d2c-0000-4000-8000-000000000003",
-    },
-    errorFields: {
-      error: "invalid_request",
-      errorDescription: "AADSTS70021: No matching federated identity record found for presented assertion.",
-      correlationId: "5e1f0d2c-0000-4000-8000-000000000003",
-    },
-  },
-];
-
-/** A source's client, its fault server and what they recorded. */
-interface Rig {
-  readonly server: FaultServer;
-  readonly time: FakeTime;
-  readonly events: ManagedIdentityEvent[];
-  readonly client: ManagedIdentityClient;
-  /** The requests the fault answered: all of them, or on Arc those after the 401 challenge. */
-  tokenRequests(): RawRequest[];
-  /** Arc's challenge requests (none on the other sources). */
-  challenges(): RawRequest[];
-  /** The `reason` of every retry event, in order. */
-  retries(): string[];
-}
-
-interface RigSetup {
-  readonly client?: Partial<ManagedIdentityClientOptions>;
-  readonly internal?: InternalOptions;
-  /** Close the server before the call (on Arc: after its challenge), so every connection is refused. */
-  readonly refuse?: boolean;
-  /** Arc: the fault answers the challenge as well. */
-  readonly faultOnChallenge?: boolean;
-}
-
-/**
- * Runs `body` with a client of `kase` pointed at a fault server answering with `fault`. On Arc
- * the server answers each request without Authorization with the 401 challenge for a real key
- * file in a temporary token directory; on workload identity the client reads a real federated
- * token file from a temporary directory. Closes the server and removes the directory afterwards.
- */
-async function withRig(
-  kase: SourceCase,
-  fault: FaultHandler,
-  body: (rig: Rig) => Promise<void>,
-  setup: RigSetup = {},
-): Promise<void> {
-  const arc = kase.source === "AzureArc";
-  const dir = arc || kase.tokenFile ? await fsp.mkdtemp(join(tmpdir(), "azmi-faults-")) : undefined;
-  let server: FaultServer | undefined;
-  try {
-    const keyPath = arc ? join(dir!, "x.key") : undefined;
-    if (keyPath) await fsp.writeFile(keyPath, ARC_KEY);
-    const tokenFile = kase.tokenFile ? join(dir!, "azure-identity-token") : "";
-    if (tokenFile) await fsp.writeFile(tokenFile, `${FEDERATED_TOKEN}\n`);
-    const isChallenge = (request: RawRequest) => keyPath !== undefined && request.headers.authorization === undefined;
-    let faulted = 0;
-    server = await faultServer((request, socket) => {
-      if (isChallenge(request) && !setup.faultOnChallenge) {
-        return answer(socket, 401, "", { "www-authenticate": `Basic realm=${keyPath}` });
-      }
-      fault(request, socket, faulted++);
-    }, kase.tls ? { cert: SF_CERT, key: SF_KEY } : undefined);
-    const open = server;
-    const time = fakeTime();
-    const events: ManagedIdentityEvent[] = [];
-    const internal: InternalOptions = {
-      now: time.now,
-      sleep: time.sleep,
-      random: () => 0,
-      ...(arc ? { arcTokenDirectory: dir } : {}),
-      // Arc refused: the server goes away between the challenge and the request with the key.
-      ...(arc && setup.refuse
-        ? {
-          arcFileSystem: {
-            lstat: (path: string) => fsp.lstat(path),
-            open: async (path: string, flags: number) => {
-              await open.close();
-              return await fsp.open(path, flags);
-            },
-          },
-        }
-        : {}),
-      ...setup.internal,
-    };
-    const client = testClient({
-      env: kase.env(server.origin, tokenFile),
-      retry: { maxRetries: 3 },
-      timeoutMs: 3000,
-      onEvent: (event) => events.push(event),
-      ...setup.client,
-    }, internal);
-    assert.equal(client.source, kase.source);
-    if (setup.refuse && !arc) await server.close();
-    await body({
-      server,
-      time,
-      events,
-      client,
-      tokenRequests: () => open.requests.filter((request) => !isChallenge(request)),
-      challenges: () => open.requests.filter(isChallenge),
-      retries: () => events.flatMap((event) => event.type === "retry" ? [event.reason] : []),
-    });
-  } finally {
-    await server?.close();
-    if (dir) await fsp.rm(dir, { recursive: true, force: true });
-  }
-}
-
-interface Settled<T> {
-  readonly value?: T;
-  readonly error?: unknown;
-  readonly elapsed: number;
-}
-
-/** Awaits a call, bounded at HANG_MS of real time (a hang becomes a plain Error). */
-async function settle<T>(call: Promise<T>): Promise<Settled<T>> {
-  const started = performance.now();
-  try {
-    const value = await within(HANG_MS, call);
-    return { value, elapsed: performance.now() - started };
-  } catch (error) {
-    return { error, elapsed: performance.now() - started };
-  }
-}
-
-/** Asserts a rejection with a ManagedIdentityError of `code` and `status` (`undefined`: none) within `boundMs`. */
-function failure(
-  settled: Settled<unknown>,
-  code: string,
-  status: number | undefined,
-  boundMs = QUICK_MS,
-): ManagedIdentityError {
-  const { error, elapsed } = settled;
-  assert.ok(error instanceof ManagedIdentityError, `expected a ManagedIdentityError, got ${String(error)}`);
-  assert.equal(error.code, code, error.message);
-  assert.equal(error.status, status, error.message);
-  assert.ok(elapsed < boundMs, `the call took ${Math.round(elapsed)} ms, more than ${boundMs} ms`);
-  return error;
-}
-
-/** Awaits a rejection with a ManagedIdentityError of `code` and `status` within `boundMs`. */
-async function fails(
-  call: Promise<unknown>,
-  code: string,
-  status: number | undefined,
-  boundMs = QUICK_MS,
-): Promise<ManagedIdentityError> {
-  return failure(await settle(call), code, status, boundMs);
-}
-
-/** Awaits a token within `boundMs`. */
-async function succeeds(call: Promise<{ accessToken: string }>, boundMs = QUICK_MS): Promise<void> {
-  const { value, error, elapsed } = await settle(call);
-  assert.equal(error, undefined, String(error));
-  assert.equal(value?.accessToken, TOKEN.access_token);
-  assert.ok(elapsed < boundMs, `the call took ${Math.round(elapsed)} ms, more than ${boundMs} ms`);
-}
-
 /** Whether the source's rules retry `status`. */
 function retried(kase: SourceCase, status: number): boolean {
   return RETRIED[kase.rules].includes(status);
@@ -349,8 +66,6 @@ function delays(kase: SourceCase, count: number): number[] {
   const doubling = kase.rules === "imds" || kase.rules === "servicefabric";
   return Array.from({ length: count }, (_, i) => doubling ? 1000 * 2 ** i : 1000);
 }
-
-const ok: FaultHandler = (_request, socket) => answerJson(socket, 200, TOKEN);
 
 /** Status line, headers promising 1000 bytes, part of the body, then the connection is destroyed. */
 const resetMidBody: FaultHandler = (_request, socket) => {
@@ -399,14 +114,6 @@ const hugeChunkedStalled: FaultHandler = (_request, socket) => {
   socket.write(head(200, { "content-type": "application/json", "transfer-encoding": "chunked" }));
   socket.write(chunks(2 * MiB));
 };
-
-/** `first` on the first `count` requests, then a token. */
-const thenToken = (first: FaultHandler, count = 1): FaultHandler => (request, socket, index) =>
-  index < count ? first(request, socket, index) : ok(request, socket, index);
-
-const status =
-  (code: number, body: unknown = { error: `status_${code}` }, headers = {}): FaultHandler => (_request, socket) =>
-    answerJson(socket, code, body, headers);
 
 /** What one call through a rig saw, kept after the rig is gone. */
 interface Observed extends Settled<unknown> {
@@ -483,9 +190,6 @@ function garbage(): (string | Uint8Array)[] {
   }
   return replies;
 }
-
-const DOCKER_DESKTOP = "connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp " +
-  "169.254.169.254:80: connectex: A socket operation was attempted to an unreachable network.";
 
 for (const kase of SOURCES) {
   const { label } = kase;
@@ -752,91 +456,3 @@ for (const kase of SOURCES) {
     });
   });
 }
-
-describe("faults only some sources have", () => {
-  const imds = SOURCES.find((kase) => kase.source === "DefaultToIMDS")!;
-  const arc = SOURCES.find((kase) => kase.source === "AzureArc")!;
-  const cloudShell = SOURCES.find((kase) => kase.source === "CloudShell")!;
-  const workload = SOURCES.find((kase) => kase.source === "WorkloadIdentity")!;
-
-  test('acquireToken() reads Docker Desktop\'s 403 "unreachable network" as "unavailable" on IMDS', async () => {
-    const docker: FaultHandler = (_request, socket) =>
-      answer(socket, 403, DOCKER_DESKTOP, { "content-type": "text/plain; charset=utf-8" });
-    await withRig(imds, docker, async (rig) => {
-      const error = await fails(rig.client.acquireToken(VAULT), "unavailable", 403);
-      assert.equal(error.source, "DefaultToIMDS");
-      assert.equal(rig.tokenRequests().length, 1);
-      assert.deepEqual(rig.time.sleeps, []);
-    });
-  });
-
-  test("acquireToken() never retries Azure Arc's challenge request: a 500 on it fails after 1 request", async () => {
-    await withRig(arc, status(500), async (rig) => {
-      const error = await fails(rig.client.acquireToken(VAULT), "request_failed", 500);
-      assert.match(error.message, /401 challenge/);
-      assert.equal(rig.server.requests.length, 1);
-      assert.equal(rig.server.requests[0]!.headers.authorization, undefined);
-      assert.deepEqual(rig.time.sleeps, []);
-    }, { faultOnChallenge: true });
-  });
-
-  test("acquireToken() sends the Azure Arc key on every retry of the second request", async () => {
-    await withRig(arc, thenToken(status(503), 2), async (rig) => {
-      await succeeds(rig.client.acquireToken(VAULT));
-      assert.equal(rig.challenges().length, 1);
-      assert.deepEqual(rig.tokenRequests().map((request) => request.headers.authorization), [
-        `Basic ${ARC_KEY}`,
-        `Basic ${ARC_KEY}`,
-        `Basic ${ARC_KEY}`,
-      ]);
-    });
-  });
-
-  test("acquireToken() sends the same resource= body on every Cloud Shell retry", async () => {
-    await withRig(cloudShell, thenToken(status(503), 2), async (rig) => {
-      await succeeds(rig.client.acquireToken(VAULT));
-      const requests = rig.server.requests;
-      assert.equal(requests.length, 3);
-      for (const request of requests) {
-        assert.equal(request.method, "POST");
-        assert.equal(request.headers["content-type"], "application/x-www-form-urlencoded");
-        assert.equal(request.body, "resource=https%3A%2F%2Fvault.azure.net");
-      }
-    });
-  });
-
-  test("acquireToken() sends the same token request, assertion included, on every Workload Identity retry", async () => {
-    await withRig(workload, thenToken(status(503), 2), async (rig) => {
-      await succeeds(rig.client.acquireToken(VAULT));
-      const requests = rig.server.requests;
-      assert.equal(requests.length, 3);
-      for (const request of requests) {
-        assert.equal(request.method, "POST");
-        assert.equal(request.path, "/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token");
-        assert.equal(request.headers["content-type"], "application/x-www-form-urlencoded");
-        assert.deepEqual([...new URLSearchParams(request.body)], [
-          ["client_id", "11111111-2222-3333-4444-555555555555"],
-          ["scope", "https://vault.azure.net/.default"],
-          ["grant_type", "client_credentials"],
-          ["client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"],
-          ["client_assertion", FEDERATED_TOKEN],
-        ]);
-      }
-    });
-  });
-
-  test("acquireToken() reads the Workload Identity token file once for all the retries of a request", async () => {
-    const opened: string[] = [];
-    const tokenFileSystem = {
-      open: (path: string, flags: number) => {
-        opened.push(path);
-        return fsp.open(path, flags);
-      },
-    };
-    await withRig(workload, thenToken(status(500), 3), async (rig) => {
-      await succeeds(rig.client.acquireToken(VAULT));
-      assert.equal(rig.tokenRequests().length, 4);
-      assert.equal(opened.length, 1);
-    }, { internal: { tokenFileSystem } });
-  });
-});

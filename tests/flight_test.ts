@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type Flight, flight, type Flights, join } from "../src/flight.ts";
-import { type Deferred, deferred, unhandledDuring } from "./helpers/checks.ts";
+import { type Deferred, deferred, state, unhandledDuring } from "./helpers/checks.ts";
 
 const KEY = "key";
 
@@ -16,16 +16,6 @@ function heldRun<T>() {
       return answer.promise;
     },
   };
-}
-
-type State = "pending" | "fulfilled" | "rejected";
-
-/** Where a promise stands after the microtasks queued now have run. */
-async function state(promise: Promise<unknown>): Promise<State> {
-  let seen: State = "pending";
-  promise.then(() => seen = "fulfilled", () => seen = "rejected");
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  return seen;
 }
 
 /** Awaits a rejection and returns its reason. */

@@ -1,6 +1,6 @@
 /**
- * Shared test checks: deferred promises, rejection and secret-leak assertions, and a counting
- * file system for the Arc key-file tests.
+ * Shared test checks: deferred promises, where a promise stands, unhandled rejections, rejection
+ * and secret-leak assertions, and a counting file system for the Arc key-file tests.
  */
 
 import assert from "node:assert/strict";
@@ -26,6 +26,35 @@ export function deferred<T>(): Deferred<T> {
     reject = no;
   });
   return { promise, resolve, reject };
+}
+
+/** Lets pending requests reach the fake endpoint and settled ones finish (one macrotask turn). */
+export function turn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+export type State = "pending" | "fulfilled" | "rejected";
+
+/** Where a promise stands after one turn of the event loop. */
+export async function state(promise: Promise<unknown>): Promise<State> {
+  let seen: State = "pending";
+  promise.then(() => seen = "fulfilled", () => seen = "rejected");
+  await turn();
+  return seen;
+}
+
+/** Runs `body` while collecting unhandled rejections, lets the event loop turn, returns them. */
+export async function unhandledDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const listener = (error: unknown) => seen.push(error);
+  process.on("unhandledRejection", listener);
+  try {
+    await body();
+    for (let i = 0; i < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  } finally {
+    process.off("unhandledRejection", listener);
+  }
+  return seen;
 }
 
 /** Awaits a rejection with a ManagedIdentityError of `code` (and `source`, when given) and returns it. */
@@ -108,18 +137,4 @@ export function counting(inner: Partial<ArcKeyFileSystem> = fsp): CountingFileSy
       };
     },
   };
-}
-
-/** Runs `body` while collecting unhandled rejections, lets the event loop turn twice, returns them. */
-export async function unhandledDuring(body: () => Promise<void>): Promise<unknown[]> {
-  const seen: unknown[] = [];
-  const listener = (error: unknown) => seen.push(error);
-  process.on("unhandledRejection", listener);
-  try {
-    await body();
-    for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setTimeout(resolve, 20));
-  } finally {
-    process.off("unhandledRejection", listener);
-  }
-  return seen;
 }

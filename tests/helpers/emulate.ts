@@ -1,9 +1,11 @@
 /**
  * Running `azmi emulate` in this process for a test: until it has printed its variables, then
- * until the test stops it; and reading its `export` lines back as a shell would.
+ * until the test stops it; and reading its `export` lines back as a shell would, all of them or
+ * one source's block.
  */
 
 import assert from "node:assert/strict";
+import type { Source } from "../../mod.ts";
 import { main } from "../../src/cli.ts";
 
 /** The variables of `export NAME='value'` lines, unquoted as a POSIX shell would. */
@@ -18,6 +20,14 @@ export function parseExports(text: string): Record<string, string> {
     );
   }
   return env;
+}
+
+/** The `export` lines of one source's block in `azmi emulate`'s output. */
+export function blockOf(out: string, source: Source): Record<string, string> {
+  const start = out.indexOf(`# ${source}: `);
+  assert.ok(start >= 0, `${source} is served:\n${out}`);
+  const end = out.indexOf("\n\n", start);
+  return parseExports(out.slice(start, end === -1 ? undefined : end));
 }
 
 /** A running `azmi emulate`: what it printed so far, its stop, and its exit code to come. */

@@ -1,9 +1,9 @@
 /**
  * What the emulator's tests (tests/emulator*_test.ts) share: the resource they ask for, and a
- * temporary directory removed afterwards.
+ * temporary directory removed afterwards, given by its real path where a test names it in flags.
  */
 
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, realpath, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -17,4 +17,9 @@ export async function withTempDir<T>(body: (dir: string) => Promise<T>, prefix =
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** withTempDir() given the directory's real path (macOS's /var is a link): Deno's flags name paths. */
+export function withRealTempDir<T>(body: (dir: string) => Promise<T>, prefix = "azmi-rehearsal-"): Promise<T> {
+  return withTempDir(async (dir) => await body(await realpath(dir)), prefix);
 }

@@ -1,5 +1,5 @@
 /**
- * Run by tests/emulator_rehearsal_test.ts in a Deno process given few permissions: uses the
+ * Run by tests/emulator_permissions_test.ts in a Deno process given few permissions: uses the
  * emulator as docs/permissions.md shows, and lets a refusal go uncaught, so that the test sees what a
  * user sees. Never run as a test file itself.
  *

@@ -288,7 +288,7 @@ Deno.test({
       const theirToken = await sdk.getToken(SCOPE);
       const ourToken = await client.getToken(SCOPE);
       // A one-hour token: neither sets a proactive refresh time of its own (ours does for tokens
-      // living over 2 hours, see tests/lifecycle_test.ts).
+      // living over 2 hours, see tests/refresh_test.ts).
       assert.equal(theirToken.refreshAfterTimestamp, undefined);
       assert.equal(ourToken.refreshAfterTimestamp, undefined);
       assert.ok(Math.abs(ourToken.expiresOnTimestamp - theirToken.expiresOnTimestamp) <= 2000);
