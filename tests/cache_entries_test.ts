@@ -12,6 +12,7 @@ import { turn } from "./helpers/checks.ts";
 import {
   APP_SERVICE,
   CLAIMS,
+  firstToken,
   GRAPH,
   heldEndpoint,
   MINUTE,
@@ -144,10 +145,7 @@ describe("ManagedIdentityClient claims token kept over older results", () => {
     let now = NOW;
     const endpoint = heldEndpoint();
     const client = testClient({ env: APP_SERVICE, fetch: endpoint.fetch, retry: false }, { now: () => now });
-    const first = client.acquireToken(VAULT);
-    await turn();
-    endpoint.calls[0]!.answer.resolve(tokenReply("token-0", { refresh_in: 600 }));
-    await first;
+    await firstToken(client, endpoint);
     now = NOW + 10 * MINUTE;
     assert.equal((await client.acquireToken(VAULT)).accessToken, "token-0");
     await turn();

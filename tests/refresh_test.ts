@@ -11,6 +11,7 @@ import { recorder, testClient } from "./helpers/fake.ts";
 import { rejectsWith, state, turn } from "./helpers/checks.ts";
 import {
   APP_SERVICE,
+  firstToken,
   heldEndpoint,
   HOUR,
   MINUTE,
@@ -27,10 +28,7 @@ describe("ManagedIdentityClient proactive refresh", () => {
     let now = NOW;
     const endpoint = heldEndpoint();
     const client = testClient({ env: APP_SERVICE, fetch: endpoint.fetch, retry: false }, { now: () => now });
-    const first = client.acquireToken(VAULT);
-    await turn();
-    endpoint.calls[0]!.answer.resolve(tokenReply("token-0", { refresh_in: 600 }));
-    const issued = await first;
+    const issued = await firstToken(client, endpoint);
     assert.equal(issued.refreshOn?.getTime(), NOW + 10 * MINUTE);
     assert.equal(issued.expiresOn.getTime(), NOW + HOUR);
 
@@ -106,10 +104,7 @@ describe("ManagedIdentityClient proactive refresh", () => {
     let now = NOW;
     const endpoint = heldEndpoint();
     const client = testClient({ env: APP_SERVICE, fetch: endpoint.fetch, retry: false }, { now: () => now });
-    const first = client.acquireToken(VAULT);
-    await turn();
-    endpoint.calls[0]!.answer.resolve(tokenReply("token-0", { refresh_in: 600 }));
-    await first;
+    await firstToken(client, endpoint);
     now = NOW + 10 * MINUTE;
     await client.acquireToken(VAULT);
     await turn();
@@ -148,10 +143,7 @@ describe("ManagedIdentityClient refresh failure", () => {
       { env: APP_SERVICE, fetch: endpoint.fetch, retry: false, onEvent: (event) => events.push(event) },
       { now: () => now },
     );
-    const first = client.acquireToken(VAULT);
-    await turn();
-    endpoint.calls[0]!.answer.resolve(tokenReply("token-0", { refresh_in: 600 }));
-    await first;
+    await firstToken(client, endpoint);
 
     const failedAt = NOW + 10 * MINUTE;
     now = failedAt;

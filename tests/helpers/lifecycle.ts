@@ -5,8 +5,8 @@
  * replies.
  */
 
-import type { EnvRecord, TokenResult } from "../../mod.ts";
-import { type Deferred, deferred } from "./checks.ts";
+import type { EnvRecord, ManagedIdentityClient, TokenResult } from "../../mod.ts";
+import { type Deferred, deferred, turn } from "./checks.ts";
 import { recorder } from "./fake.ts";
 
 export const NOW = 1_700_000_000_000;
@@ -32,6 +32,17 @@ export function heldEndpoint() {
     return answer.promise;
   });
   return { fetch: fake.fetch, seen: fake.seen, calls };
+}
+
+/** The client's first call for VAULT, answered at the held endpoint with `token-0`, to be refreshed in 10 minutes. */
+export async function firstToken(
+  client: ManagedIdentityClient,
+  endpoint: ReturnType<typeof heldEndpoint>,
+): Promise<TokenResult> {
+  const first = client.acquireToken(VAULT);
+  await turn();
+  endpoint.calls[0]!.answer.resolve(tokenReply("token-0", { refresh_in: 600 }));
+  return await first;
 }
 
 /** A token body; `refresh_in` and other fields through `extra`. */
