@@ -99,6 +99,17 @@ describe("links in the README and docs/", () => {
     });
   }
 
+  test("docs/development.md's map of the tests names every test file in tests/, and none that is gone", () => {
+    const text = readFileSync(join(ROOT, "docs/development.md"), "utf8");
+    const start = text.indexOf("## Where the tests are");
+    assert.ok(start >= 0, "docs/development.md has no map of the tests");
+    const named = new Set([...text.slice(start).matchAll(/`((?:interop\/|sources\/)?\w+\.ts)`/g)].map((m) => m[1]!));
+    const present = readdirSync(join(ROOT, "tests")).filter((name) => name.endsWith("_test.ts"));
+    for (const file of present) assert.ok(named.has(file), `tests/${file} is not in docs/development.md's map`);
+    for (const file of named) assert.ok(existsSync(join(ROOT, "tests", file)), `tests/${file} is in the map but gone`);
+    assert.ok(named.size > present.length, "the map names the interop and sources files too");
+  });
+
   test("the checks themselves: a link to tests/, a missing file and a missing heading are refused", () => {
     assert.match(problem("README.md", "tests/exit_test.ts") ?? "", /not published/);
     assert.match(problem("docs/cli.md", "../bench/report.ts") ?? "", /not published/);
