@@ -174,13 +174,18 @@ describe("the az origin", () => {
     );
   });
 
-  test("az not on PATH is missing, with what to do", async () => {
+  test("az or azd not on PATH is missing, with what to do", async () => {
     const empty = await mkdtemp(join(tmpdir(), "azmi-empty-"));
     try {
       await rejects(
         tokenOrigin("az", { env: { PATH: empty } }).token(VAULT, signal()),
         "missing",
         /az was not found on PATH \(install the Azure CLI .* --tokens-from azd\|sp\)/,
+      );
+      await rejects(
+        tokenOrigin("azd", { env: { PATH: empty } }).token(VAULT, signal()),
+        "missing",
+        /azd was not found on PATH \(install the Azure Developer CLI .* --tokens-from az\|sp\)/,
       );
       // Never this process's PATH: an env without PATH finds nothing.
       await rejects(tokenOrigin("az", { env: {} }).token(VAULT, signal()), "missing");

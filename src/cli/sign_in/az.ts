@@ -9,7 +9,7 @@
  */
 
 import { OriginError, type OriginToken, type TokenOrigin } from "../../emulator/origin.ts";
-import { accessToken, errorLine, jsonObject, safeText, saneExpiry, toolError } from "./output.ts";
+import { accessToken, errorLine, jsonObject, safeText, saneExpiry, TENANT_CODES, toolError } from "./output.ts";
 import { runTool, type ToolEnv } from "./process.ts";
 
 /** What an az origin needs. */
@@ -24,10 +24,6 @@ export interface AzOriginOptions {
 
 const INSTALL = "install the Azure CLI (https://aka.ms/azure-cli) or use --tokens-from azd|sp";
 
-// Microsoft Entra ID's codes for a tenant that is not the account's: the user does not exist in
-// it (50020), it does not exist (90002), no tenant could be read from the request (50128, 50059),
-// the application is not in it (700016). https://learn.microsoft.com/entra/identity-platform/reference-error-codes
-const TENANT_CODES = /\bAADSTS(?:50020|90002|50128|50059|700016)\b/;
 // az's own refusals of `--tenant` (azure-cli-core `_profile.py`, `get_raw_token`).
 const TENANT_REFUSALS = /non-current tenants is not supported|Tenant shouldn't be specified/i;
 
@@ -103,15 +99,12 @@ export function azOrigin(options: AzOriginOptions): TokenOrigin {
     async token(resource: string, signal: AbortSignal): Promise<OriginToken> {
       const args = ["account", "get-access-token", "--resource", checkedResource(resource), "--output", "json"];
       if (options.tenant !== undefined) args.push("--tenant", options.tenant);
-      let run;
-      try {
-        run = await runTool("az", args, { env: options.env, timeoutMs: options.timeoutMs, signal });
-      } catch (error) {
-        if (error instanceof OriginError && error.reason === "missing" && !/refused/.test(error.message)) {
-          throw new OriginError("missing", `az was not found on PATH (${INSTALL})`);
-        }
-        throw error;
-      }
+      const run = await runTool("az", args, {
+        env: options.env,
+        timeoutMs: options.timeoutMs,
+        signal,
+        install: INSTALL,
+      });
       if (run.code !== 0) throw azFailure(run.code, run.stderr);
       return readAzAnswer(run.stdout, { tenant: options.tenant, now: now() });
     },

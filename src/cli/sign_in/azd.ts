@@ -10,7 +10,7 @@
 
 import { OriginError, type OriginToken, type TokenOrigin } from "../../emulator/origin.ts";
 import { checkedResource } from "./az.ts";
-import { accessToken, errorLine, jsonObject, saneExpiry, toolError } from "./output.ts";
+import { accessToken, errorLine, jsonObject, saneExpiry, TENANT_CODES, toolError } from "./output.ts";
 import { runTool, type ToolEnv } from "./process.ts";
 
 /** What an azd origin needs. */
@@ -25,7 +25,6 @@ export interface AzdOriginOptions {
 
 const INSTALL = "install the Azure Developer CLI (https://aka.ms/azd) or use --tokens-from az|sp";
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/i;
-const TENANT_CODES = /\bAADSTS(?:50020|90002|50128|50059|700016)\b/;
 
 /** Reads azd's answer into a token, or throws an {@linkcode OriginError}. */
 export function readAzdAnswer(stdout: string, now: number): OriginToken {
@@ -61,15 +60,12 @@ export function azdOrigin(options: AzdOriginOptions): TokenOrigin {
     async token(resource: string, signal: AbortSignal): Promise<OriginToken> {
       const args = ["auth", "token", "--scope", `${checkedResource(resource)}/.default`, "--output", "json"];
       if (options.tenant !== undefined) args.push("--tenant-id", options.tenant);
-      let run;
-      try {
-        run = await runTool("azd", args, { env: options.env, timeoutMs: options.timeoutMs, signal });
-      } catch (error) {
-        if (error instanceof OriginError && error.reason === "missing" && !/refused/.test(error.message)) {
-          throw new OriginError("missing", `azd was not found on PATH (${INSTALL})`);
-        }
-        throw error;
-      }
+      const run = await runTool("azd", args, {
+        env: options.env,
+        timeoutMs: options.timeoutMs,
+        signal,
+        install: INSTALL,
+      });
       if (run.code !== 0) throw azdFailure(run.code, run.stdout, run.stderr);
       return readAzdAnswer(run.stdout, now());
     },

@@ -9,6 +9,14 @@ import { endpointText, visible } from "../../redact.ts";
 import { MAX_LIFETIME_MS, parseJsonObject } from "../../response.ts";
 import { OriginError, type OriginFailure } from "../../emulator/origin.ts";
 
+/**
+ * Microsoft Entra ID's codes for a tenant that is not the account's, as az and azd pass them on:
+ * the user does not exist in it (50020), it does not exist (90002), no tenant could be read from
+ * the request (50128, 50059), the application is not in it (700016).
+ * https://learn.microsoft.com/entra/identity-platform/reference-error-codes
+ */
+export const TENANT_CODES = /\bAADSTS(?:50020|90002|50128|50059|700016)\b/;
+
 /** The longest excerpt of a tool's message an error carries. */
 export const MAX_MESSAGE = 300;
 

@@ -34,6 +34,8 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
   /** The cap of each stream, in bytes. */
   readonly maxOutputBytes?: number;
+  /** How to get the tool, said when it is not on the `PATH`. */
+  readonly install?: string;
 }
 
 /** What a tool did. */
@@ -164,7 +166,7 @@ export function runTool(name: string, args: readonly string[], options: RunOptio
   const cap = options.maxOutputBytes ?? MAX_TOOL_OUTPUT_BYTES;
   if (signal?.aborted) return Promise.reject(signal.reason);
   const file = findTool(name, env);
-  if (file === undefined) return Promise.reject(new OriginError("missing", `${name} was not found on PATH`));
+  if (file === undefined) return Promise.reject(notFound(name, options.install));
   const windows = currentPlatform() === "win32";
   let command = file;
   let argv = [...args];
@@ -188,7 +190,7 @@ export function runTool(name: string, args: readonly string[], options: RunOptio
       ...(command !== file ? { windowsVerbatimArguments: true } : {}),
     });
   } catch (error) {
-    return Promise.reject(startError(name, error));
+    return Promise.reject(startError(name, error, options.install));
   }
   return new Promise<ToolRun>((resolve, reject) => {
     const out: Uint8Array[] = [];
@@ -241,7 +243,7 @@ export function runTool(name: string, args: readonly string[], options: RunOptio
     };
     child.on("error", (error) => {
       kill(child, windows);
-      settle(null, startError(name, error));
+      settle(null, startError(name, error, options.install));
     });
     child.on("exit", () => {
       exited = true;
@@ -251,11 +253,15 @@ export function runTool(name: string, args: readonly string[], options: RunOptio
   });
 }
 
-function startError(name: string, error: unknown): OriginError {
+function notFound(name: string, install: string | undefined): OriginError {
+  return new OriginError("missing", `${name} was not found on PATH${install ? ` (${install})` : ""}`);
+}
+
+function startError(name: string, error: unknown, install: string | undefined): OriginError {
   const flag = refusedRunFlag(error);
   if (flag) return new OriginError("missing", `the runtime refused to start ${name}: run it with ${flag}`);
   const code = (error as { code?: unknown } | null)?.code;
-  if (code === "ENOENT") return new OriginError("missing", `${name} was not found on PATH`);
+  if (code === "ENOENT") return notFound(name, install);
   return new OriginError("failed", `${name} could not be started${typeof code === "string" ? ` (${code})` : ""}`);
 }
 
