@@ -69,7 +69,7 @@ export const MAX_CHUNK_LINE_BYTES = 256;
  */
 export const MAX_WIRE_BODY_BYTES = 4 * 1024 * 1024;
 
-/** The bytes of `chunks`, one after the other, in a new array (also the emulator's DER writer's). */
+/** The bytes of `chunks`, one after the other, in a new array (also the emulator's DER writer's and the sign-in tools' output). */
 export function concat(chunks: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
   let offset = 0;

@@ -16,6 +16,7 @@
  * @module
  */
 
+import { concat } from "../../http1.ts";
 import { currentPlatform, fileExists, loadBuiltin } from "../../runtime.ts";
 import { OriginError } from "../../emulator/origin.ts";
 
@@ -283,13 +284,5 @@ function kill(child: ChildView, windows: boolean): void {
 }
 
 function decode(chunks: readonly Uint8Array[]): string {
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const bytes = new Uint8Array(length);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder().decode(concat(chunks));
 }
