@@ -114,8 +114,9 @@ describe("azmi token: hostile values in az's formats", () => {
   const tid = "4b0e3bd4-1c33-4e29-9a29-8e1f0c1d7a55";
   const answering = (body: Record<string, unknown>): FetchLike => () => Response.json(body);
   /** C0 controls but the line break, DEL and C1 controls. */
+  // What visible() escapes (control, format and separator characters), but the line feeds that end lines.
   // deno-lint-ignore no-control-regex
-  const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
+  const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\p{Cf}\u2028\u2029]/u;
 
   test("a token type with ESC, CSI (\\x9b), DEL or a line break is printed visibly escaped in every format", async () => {
     const cases = [
@@ -153,7 +154,18 @@ describe("azmi token: hostile values in az's formats", () => {
   });
 
   test("an access token with a control character is escaped in JSON and YAML, refused in TSV and table", async () => {
-    for (const access_token of ["eyJ\x1b[31m", "eyJ\x9b31m", "eyJ\tEvil", "eyJ\nEvil"]) {
+    // Beside C0 and C1: a bidirectional override (Trojan Source), a line separator, a byte order mark.
+    for (
+      const access_token of [
+        "eyJ\x1b[31m",
+        "eyJ\x9b31m",
+        "eyJ\tEvil",
+        "eyJ\nEvil",
+        "eyJ\u202eEvil",
+        "eyJ\u2028Evil",
+        "eyJ\ufeffEvil",
+      ]
+    ) {
       const fetch = answering({ access_token, expires_in: 3600 });
       const json = await run(["token", "--resource", "https://vault.azure.net"], { env: APP_SERVICE, fetch });
       assert.equal(json.code, EXIT_CODES.ok, json.err);
@@ -174,7 +186,10 @@ describe("azmi token: hostile values in az's formats", () => {
         });
         assert.equal(refused.code, EXIT_CODES.failed, format);
         assert.equal(refused.out, "");
-        assert.match(refused.err, new RegExp(`^azmi token: -o ${format} cannot print accessToken: it holds a control`));
+        assert.match(
+          refused.err,
+          new RegExp(`^azmi token: -o ${format} cannot print accessToken: it holds a control or format character`),
+        );
       }
       // A --query that leaves the field out prints the rest.
       const type = await run(["token", "--resource", "https://vault.azure.net", "--query", "tokenType", "-o", "tsv"], {
@@ -183,6 +198,19 @@ describe("azmi token: hostile values in az's formats", () => {
       });
       assert.equal(type.out, "Bearer\n");
     }
+  });
+
+  test("a format character beyond the BMP (a tag character) is escaped as one code point in JSON and YAML", async () => {
+    const fetch = answering({ access_token: "eyJ\u{e0041}Evil", expires_in: 3600 });
+    const json = await run(["token", "--resource", "https://vault.azure.net"], { env: APP_SERVICE, fetch });
+    assert.match(json.out, /"accessToken": "eyJ\\udb40\\udc41Evil"/);
+    assert.equal(JSON.parse(json.out).accessToken, "eyJ\u{e0041}Evil");
+    const yaml = await run(["token", "--resource", "https://vault.azure.net", "-o", "yaml"], {
+      env: APP_SERVICE,
+      fetch,
+    });
+    // YAML's \U escape: a surrogate pair of \u escapes is not one character in YAML.
+    assert.match(yaml.out, /^accessToken: "eyJ\\U000e0041Evil"$/m);
   });
 
   test("hostile token text near the 1 MiB body cap goes through every format in linear time", async () => {

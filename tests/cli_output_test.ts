@@ -377,7 +377,7 @@ describe("azmi prints no raw control character from an endpoint", () => {
       const { code, out, err } = await runPrintable(["token", VAULT, "-o", "tsv"], { env, fetch: tabbed });
       assert.equal(code, EXIT_CODES.failed);
       assert.equal(out, "");
-      assert.match(err, /^azmi token: -o tsv cannot print accessToken: it holds a control character/);
+      assert.match(err, /^azmi token: -o tsv cannot print accessToken: it holds a control or format character/);
     }
   });
 });

@@ -20,6 +20,8 @@
  */
 
 import { readClaims } from "../emulator/token.ts";
+import { visible } from "../redact.ts";
+import { escapeRaw, jsonText } from "./common.ts";
 
 /** The output formats of `-o`, as az names them. */
 export const AZ_OUTPUTS = ["json", "jsonc", "tsv", "yaml", "yamlc", "table", "none"] as const;
@@ -224,7 +226,7 @@ export function applyQuery(token: AzToken, query: AzQuery | undefined): AzValue 
 // ---------------------------------------------------------------------------------------------
 // Output formats
 
-/** What a format made: the text to print, or the field it cannot print (TSV and table refuse control characters). */
+/** What a format made: the text to print, or the field it cannot print (TSV and table refuse unprintable characters). */
 export type Formatted = { readonly text: string } | { readonly refused: AzField };
 
 /** Formats `value` as `-o output` does; `none` gives no text. */
@@ -232,7 +234,7 @@ export function formatAz(value: AzValue, output: AzOutput): Formatted {
   switch (output) {
     case "json":
     case "jsonc":
-      return { text: `${escapeC1(JSON.stringify(jsonOf(value), null, 2))}\n` };
+      return { text: `${jsonText(jsonOf(value))}\n` };
     case "yaml":
     case "yamlc":
       return { text: yamlOf(value) };
@@ -250,20 +252,17 @@ function valuesOf(value: AzValue): readonly { readonly field: AzField; readonly 
   return value.kind === "scalar" ? [value] : value.kind === "list" ? value.items : value.entries;
 }
 
-// C0 and C1 controls and DEL: a tab or line break would shift TSV's and a table's columns; an
-// escape sequence would reach the terminal.
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
+/** Whether `text` holds a character that `visible()` escapes. */
+const hasUnprintable = (text: string) => visible(text) !== text;
 
-/** The first field whose value holds a control character, which TSV and a table cannot print. */
+/**
+ * The first field whose value holds a character that `visible()` escapes, which TSV and a table
+ * cannot print: a tab or line break would shift their columns, an escape sequence or a
+ * bidirectional override would reach the terminal.
+ */
 function refusal(value: AzValue): { readonly refused: AzField } | undefined {
-  const found = valuesOf(value).find((each) => typeof each.value === "string" && CONTROL.test(each.value));
+  const found = valuesOf(value).find((each) => typeof each.value === "string" && hasUnprintable(each.value));
   return found && { refused: found.field };
-}
-
-/** DEL and C1 controls, which `JSON.stringify` leaves raw, as `\u00XX`: the same JSON value. */
-function escapeC1(json: string): string {
-  return json.replace(/[\x7f-\x9f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
 }
 
 /** Python's `sorted()` of strings: by code point (for the keys here, UTF-16 order agrees). */
@@ -308,8 +307,8 @@ function yamlString(text: string): string {
   // "-" alone is a sequence entry, and "---" or "..." starts a document marker: PyYAML quotes them.
   const plain = /^[A-Za-z0-9_./+=~-]+$/.test(text) && text !== "-" && !/^(?:---|\.\.\.)/.test(text);
   if (plain && !YAML_IMPLICIT.some((pattern) => pattern.test(text))) return text;
-  if (!CONTROL.test(text) && !/[\u2028\u2029\ufeff]/.test(text)) return `'${text.replaceAll("'", "''")}'`;
-  return escapeC1(JSON.stringify(text)).replace(/[\u2028\u2029\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+  if (!hasUnprintable(text)) return `'${text.replaceAll("'", "''")}'`;
+  return escapeRaw(JSON.stringify(text), true);
 }
 
 function yamlScalar(value: string | number): string {

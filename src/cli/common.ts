@@ -97,7 +97,18 @@ export function printable(text: string): string {
  * back exactly as they were.
  */
 export function jsonText(value: unknown): string {
-  return JSON.stringify(value, null, 2).replace(/[\x7f-\x9f\p{Cf}\u2028\u2029]/gu, (char) => {
+  return escapeRaw(JSON.stringify(value, null, 2));
+}
+
+/**
+ * JSON text (or a YAML double-quoted scalar, `yaml`) with the characters `JSON.stringify` leaves
+ * raw but a terminal must not get (DEL, C1 controls, format and separator characters) escaped:
+ * `\uXXXX`, and beyond the BMP a surrogate pair of those in JSON, YAML's `\UXXXXXXXX` in YAML.
+ */
+export function escapeRaw(json: string, yaml = false): string {
+  return json.replace(/[\x7f-\x9f\p{Cf}\u2028\u2029]/gu, (char) => {
+    const code = char.codePointAt(0)!;
+    if (yaml && code > 0xffff) return `\\U${code.toString(16).padStart(8, "0")}`;
     let escaped = "";
     for (let i = 0; i < char.length; i++) escaped += `\\u${char.charCodeAt(i).toString(16).padStart(4, "0")}`;
     return escaped;

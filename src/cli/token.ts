@@ -169,8 +169,8 @@ export async function tokenCommand(args: readonly string[], io: CliIo): Promise<
   if ("refused" in formatted) {
     // A control character would shift the columns a script reads, or reach the terminal: refused, unprinted.
     io.stderr(
-      `azmi token: -o ${output} cannot print ${formatted.refused}: it holds a control character ` +
-        `(a tab, a line break, an escape...); -o json or yaml print it escaped\n`,
+      `azmi token: -o ${output} cannot print ${formatted.refused}: it holds a control or format character ` +
+        `(a tab, a line break, an escape, a bidirectional override...); -o json or yaml print it escaped\n`,
     );
     return EXIT_CODES.failed;
   }
