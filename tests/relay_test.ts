@@ -248,6 +248,63 @@ describe("failures", () => {
     assert.equal(origin.calls.length, 2);
   });
 
+  test("clear() stops an origin call in flight: its waiters get failed at once, the origin's signal aborted", async () => {
+    // One origin that heeds its signal, one that ignores it: neither holds the waiters.
+    for (const heeds of [true, false]) {
+      const origin = fakeOrigin((_call, _resource, signal) =>
+        new Promise((_resolve, reject) => {
+          if (heeds) signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+        })
+      );
+      const relay = createRelay(origin, { timeoutMs: 20_000 });
+      const waiting = [relay.token(VAULT), relay.token(VAULT)];
+      await delay(10);
+      const started = Date.now();
+      relay.clear();
+      for (const each of waiting) {
+        await assert.rejects(each, (error) => error instanceof OriginError && error.reason === "failed");
+      }
+      assert.ok(Date.now() - started < 1_000, `took ${Date.now() - started} ms`);
+      assert.equal(origin.calls.length, 1);
+      assert.equal(origin.signals[0]!.aborted, true, heeds ? "heeds" : "ignores");
+      // A new request starts a new call.
+      relay.token(VAULT).catch(() => {});
+      await delay(10);
+      assert.equal(origin.calls.length, 2);
+      relay.clear();
+    }
+  });
+
+  test(
+    "serve().close() and emulator.cleanup() do not wait for an origin call in flight",
+    { timeout: 20_000 },
+    async () => {
+      const origin = fakeOrigin((_call, _resource, signal) =>
+        new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }))
+      );
+      const running = await serve({ origin, originTimeoutMs: 15_000 });
+      const { IDENTITY_ENDPOINT, IDENTITY_HEADER } = running.env.AppService!;
+      const url = `${IDENTITY_ENDPOINT}?resource=${encodeURIComponent(VAULT)}&api-version=2019-08-01`;
+      const answer = fetch(url, { headers: { "X-IDENTITY-HEADER": IDENTITY_HEADER! } }).then(
+        (response) => response.status,
+        () => "no answer",
+      );
+      while (origin.calls.length === 0) await delay(5);
+      const started = Date.now();
+      await running.close();
+      assert.ok(Date.now() - started < 2_000, `close() took ${Date.now() - started} ms`);
+      assert.equal(origin.signals[0]!.aborted, true);
+      assert.ok([500, "no answer"].includes(await answer), String(await answer));
+
+      const emulator = createEmulator({ origin, originTimeoutMs: 15_000 });
+      const pending = emulator.handler("AppService")(appServiceRequest(APP, VAULT, emulator.secret));
+      await delay(10);
+      await emulator.cleanup();
+      assert.equal((await pending).status, 500);
+      assert.equal(origin.signals[1]!.aborted, true);
+    },
+  );
+
   test("each reason's status, in App Service's and IMDS's shapes", async () => {
     const reasons: OriginFailure[] = ["missing", "signed_out", "wrong_tenant", "timeout", "invalid_output", "failed"];
     for (const reason of reasons) {

@@ -170,7 +170,8 @@ export interface Emulator {
   federatedTokenFile(): Promise<string>;
   /**
    * Removes the Arc key files and the federated token file (with its directory) the emulator
-   * wrote, after answering any request a failure or fault still keeps waiting.
+   * wrote, after answering any request a failure or fault still keeps waiting and stopping a
+   * relay's origin calls in flight.
    */
   cleanup(): Promise<void>;
 }
@@ -790,6 +791,7 @@ export function createEmulator(options?: EmulatorOptions): Emulator {
     federatedTokenFile,
     async cleanup() {
       releaseWaits();
+      relay?.clear();
       await tokenWrite?.catch(() => {});
       const written = tokenFile;
       tokenFile = undefined;

@@ -70,7 +70,10 @@ export interface Relay {
   token(resource: string): Promise<OriginToken>;
   /** Reports a user-assigned ID a request named, once per distinct ID. */
   named(parameter: string, id: string): void;
-  /** Drops every kept token. */
+  /**
+   * Drops every kept token and stops every origin call in flight: the origin's signal aborts
+   * (a tool is killed) and the clients waiting on the call get a `failed` error at once.
+   */
   clear(): void;
 }
 
@@ -135,16 +138,21 @@ export function createRelay(origin: TokenOrigin, options?: RelayOptions): Relay 
   /** One call to the origin, cut at the timeout, its answer checked, kept when good. */
   async function call(resource: string, signal: AbortSignal): Promise<OriginToken> {
     const controller = new AbortController();
-    const abort = () => controller.abort(signal.reason);
-    signal.addEventListener("abort", abort, { once: true });
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let abort = () => {};
+    // Ends the call at the timeout, or when clear() stops it, whether or not the origin heeds its signal.
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new OriginError("timeout", `${name} gave no token within ${Math.ceil(timeoutMs / 1000)} s`);
+      const stop = (error: unknown) => {
         controller.abort(error);
         reject(error);
-      }, timeoutMs);
+      };
+      timer = setTimeout(
+        () => stop(new OriginError("timeout", `${name} gave no token within ${Math.ceil(timeoutMs / 1000)} s`)),
+        timeoutMs,
+      );
+      abort = () => stop(signal.reason);
     });
+    signal.addEventListener("abort", abort, { once: true });
     let answer: unknown;
     try {
       // A synchronous throw is a rejection like any other.
@@ -204,6 +212,10 @@ export function createRelay(origin: TokenOrigin, options?: RelayOptions): Relay 
     },
     clear() {
       kept.clear();
+      for (const each of flights.values()) {
+        each.controller.abort(new OriginError("failed", `${name}: the relay stopped`));
+      }
+      flights.clear();
     },
   };
 }

@@ -587,8 +587,10 @@ export async function serve(options?: ServeOptions): Promise<RunningEmulator> {
     jwksUri: `${base}/discovery/keys`,
     async close() {
       clearInterval(rotation);
-      // Requests a failure keeps waiting would hold Deno's graceful shutdown forever.
+      // Requests a failure keeps waiting, or a relay's origin call (a tool run of up to 30 s),
+      // would hold Deno's graceful shutdown.
       emulator.recover();
+      emulator.relay?.clear();
       await Promise.all(servers.map((server) => server.close()));
       await emulator.cleanup();
     },
