@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { OriginError, tokenOrigin } from "../src/cli/sign_in/index.ts";
-import { parseAzLocalTime } from "../src/cli/sign_in/az.ts";
+import { parseAzLocalTime, readAzAnswer } from "../src/cli/sign_in/az.ts";
+import { readAzdAnswer } from "../src/cli/sign_in/azd.ts";
 import { findTool, runTool } from "../src/cli/sign_in/process.ts";
 import { readClaims, serve } from "../src/emulator/mod.ts";
 import {
@@ -223,6 +224,26 @@ describe("the az origin", () => {
       const error = await rejects(tokenOrigin("az", { env: tools.env() }).token(VAULT, signal()), "invalid_output");
       assert.ok(!error.message.includes(TOKEN), error.message);
     }
+  });
+
+  test("a token longer than the relay serves (32,768 characters) is invalid_output at once, from az and azd", () => {
+    const longest = "e".repeat(32_768);
+    const expires = now() + 3600;
+    assert.equal(
+      readAzAnswer(JSON.stringify({ accessToken: longest, expires_on: expires }), { now: Date.now() }).accessToken,
+      longest,
+    );
+    const azd = (token: string) =>
+      readAzdAnswer(JSON.stringify({ token, expiresOn: new Date(expires * 1000).toISOString() }), Date.now());
+    assert.equal(azd(longest).accessToken, longest);
+    assert.throws(
+      () => readAzAnswer(JSON.stringify({ accessToken: `${longest}e`, expires_on: expires }), { now: Date.now() }),
+      (error) => error instanceof OriginError && error.reason === "invalid_output",
+    );
+    assert.throws(
+      () => azd(`${longest}e`),
+      (error) => error instanceof OriginError && error.reason === "invalid_output",
+    );
   });
 });
 

@@ -29,9 +29,12 @@ export const RELAY_MAX_TOKEN_LENGTH = 32_768;
 /** The most distinct user-assigned IDs reported through `onIdentity`; later ones are served but not reported. */
 export const RELAY_MAX_REPORTED_IDS = 1_000;
 
-// Access tokens are JWTs (base64url and dots) or other opaque printable ASCII: no space, no
-// control character, nothing a header or a terminal could be fooled by.
-const TOKEN_TEXT = /^[\x21-\x7e]+$/;
+/**
+ * What an access token the relay serves may hold: JWTs (base64url and dots) or other opaque
+ * printable ASCII; no space, no control character, nothing a header or a terminal could be fooled
+ * by. The sign-in origins (src/cli/sign_in/output.ts) check their tools' tokens by it too.
+ */
+export const TOKEN_TEXT = /^[\x21-\x7e]+$/;
 
 /** A user-assigned identity a request named, which the relay serves the developer's token for. */
 export interface RelayedIdentity {

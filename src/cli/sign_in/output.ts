@@ -8,6 +8,7 @@
 import { endpointText, visible } from "../../redact.ts";
 import { MAX_LIFETIME_MS, parseJsonObject } from "../../response.ts";
 import { OriginError, type OriginFailure } from "../../emulator/origin.ts";
+import { RELAY_MAX_TOKEN_LENGTH, TOKEN_TEXT } from "../../emulator/relay.ts";
 
 /**
  * Microsoft Entra ID's codes for a tenant that is not the account's, as az and azd pass them on:
@@ -44,13 +45,12 @@ export function errorLine(stderr: string): string {
 /** The JSON object a tool printed, or `undefined` when it printed anything else (the library's reading of a body). */
 export const jsonObject: (text: string) => Record<string, unknown> | undefined = parseJsonObject;
 
-// What an access token may hold: the characters of a JWT, of base64 and of the opaque tokens
-// some resources use; nothing a header or a JSON body would have to escape.
-const TOKEN = /^[\x21-\x7e]{1,65536}$/;
-
-/** `value` when it is an access token (printable ASCII, no space, at most 64 KiB), else an `invalid_output` error. */
+/**
+ * `value` when it is an access token the relay will serve (printable ASCII, no space, at most
+ * `RELAY_MAX_TOKEN_LENGTH` characters: src/emulator/relay.ts), else an `invalid_output` error.
+ */
 export function accessToken(tool: string, field: string, value: unknown): string {
-  if (typeof value !== "string" || !TOKEN.test(value)) {
+  if (typeof value !== "string" || value.length > RELAY_MAX_TOKEN_LENGTH || !TOKEN_TEXT.test(value)) {
     throw new OriginError("invalid_output", `${tool} printed no usable "${field}": not a token`);
   }
   return value;
