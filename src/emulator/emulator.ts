@@ -28,7 +28,7 @@ import {
   waitFor,
 } from "./faults.ts";
 import { OriginError, type TokenOrigin } from "./origin.ts";
-import { permissionError } from "./permission.ts";
+import { flagFor, permissionError } from "./permission.ts";
 import { createRelay, type Relay, RELAY_ERROR_STATUS, type RelayedIdentity, relayResource } from "./relay.ts";
 import { createSigningKey, type EmulatorJwks, type EmulatorSigningKey } from "./signing.ts";
 import { type EmulatedIdentity, emulatedToken, EMULATOR_ISSUER, EMULATOR_TENANT } from "./token.ts";
@@ -393,10 +393,7 @@ export function createEmulator(options?: EmulatorOptions): Emulator {
           `write workload identity's federated token file in ${where}`,
           (refusal) =>
             refusal.kind === "read" || refusal.kind === "write"
-              ? refusal.node ? [`--allow-fs-read=${where}`, `--allow-fs-write=${where}`] : [
-                `--allow-read=${where}`,
-                `--allow-write=${where}`,
-              ]
+              ? [flagFor("read", where, refusal.node), flagFor("write", where, refusal.node)]
               : undefined,
         ) ?? error;
       try {
