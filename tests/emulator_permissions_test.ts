@@ -16,6 +16,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { EXIT_CODES } from "../src/cli.ts";
 import { ALL_SOURCES, readClaims } from "../src/emulator/mod.ts";
+import { EmulatorPermissionError, permissionError } from "../src/emulator/permission.ts";
 import { run } from "./helpers/cli.ts";
 import { blockOf, startEmulate } from "./helpers/emulate.ts";
 import { VAULT, withRealTempDir } from "./helpers/emulator.ts";
@@ -237,6 +238,20 @@ describe("every source starts with the documented permissions", () => {
 });
 
 describe("a refused permission is one line naming the flag", () => {
+  test("a refused target holding control or format characters is quoted escaped, on one line", () => {
+    const target = "/tmp/\x1b]0;owned\x07\u202e\nFORGED";
+    const refusal = Object.assign(new Error(`Requires write access to "${target}", run again with --allow-write`), {
+      name: "NotCapable",
+    });
+    const error = permissionError(refusal, "write a file")!;
+    assert.ok(error instanceof EmulatorPermissionError);
+    assert.ok(error.message.includes('to "/tmp/\\x1b]0;owned\\x07\\u202e\\x0aFORGED"'), error.message);
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(error.message, /[\x00-\x1f\u202e]/);
+    // The flag itself, to copy, is as the runtime named it.
+    assert.deepEqual(error.flags, [`--allow-write=${target}`]);
+  });
+
   test("emulate without --allow-write: Arc's and workload identity's directories name --allow-write=<dir>", {
     skip: denoOnly,
   }, async () => {

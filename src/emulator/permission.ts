@@ -5,6 +5,8 @@
  * @module
  */
 
+import { visible } from "../redact.ts";
+
 /** What was refused: `read`, `write`, `env`, `net`, ...; and, on Deno, what it was refused for. */
 interface Refusal {
   readonly kind: string;
@@ -85,8 +87,8 @@ export function permissionError(
   const runtime = refusal.node ? "Node" : "Deno";
   return new EmulatorPermissionError(
     `The emulator cannot ${what}: ${runtime} refused ${refusal.kind} access${
-      refusal.target === undefined ? "" : ` to "${refusal.target}"`
-    }; run it with ${named.join(" ")}`.replace(/[\r\n]+/g, " "),
+      refusal.target === undefined ? "" : ` to "${visible(refusal.target)}"`
+    }; run it with ${named.map(visible).join(" ")}`.replace(/[\r\n]+/g, " "),
     named,
   );
 }
