@@ -470,6 +470,18 @@ describe("failure rehearsal: no-identity", () => {
     });
   });
 
+  test("App Service's every user-assigned selector gets that answer: client_id, object_id, principal_id, mi_res_id", async () => {
+    for (const parameter of ["client_id", "object_id", "principal_id", "mi_res_id"]) {
+      const emulator = createEmulator({ fail: "no-identity" });
+      const url = `http://127.0.0.1:41741/msi/token?api-version=2019-08-01&resource=${VAULT}&${parameter}=abc`;
+      const answer = await emulator.handler("AppService")(
+        new Request(url, { headers: { "X-IDENTITY-HEADER": emulator.secret } }),
+      );
+      assert.equal(answer.status, 400, parameter);
+      assert.match(await answer.text(), /No User Assigned or Delegated Managed Identity found/, parameter);
+    }
+  });
+
   test("Cloud Shell always answers for the signed-in user: no-identity does not apply there", async () => {
     const result = await rehearse("CloudShell", { fail: "no-identity" });
     assert.ok(result.token, result.error?.message);

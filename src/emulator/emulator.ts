@@ -292,6 +292,8 @@ export const RELAYED_SOURCES: readonly Source[] = ["AppService", "DefaultToIMDS"
 
 /** The query parameters that name a user-assigned identity on App Service and IMDS. */
 const RELAYED_ID_PARAMETERS = ["client_id", "object_id", "principal_id", "mi_res_id", "msi_res_id"];
+/** ... and on every source: Azure ML's `clientid`, Service Fabric's `principalId` too. */
+const USER_ASSIGNED_PARAMETERS = [...RELAYED_ID_PARAMETERS, "principalId", "clientid"];
 
 const encoder = new TextEncoder();
 const digest = async (text: string) => new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
@@ -555,8 +557,6 @@ export function createEmulator(options?: EmulatorOptions): Emulator {
     const form = new URLSearchParams(await request.text().catch(() => ""));
     return source === "CloudShell" ? form.get("resource") ?? "" : (form.get("scope") ?? "").replace(/\/\.default$/, "");
   }
-
-  const USER_ASSIGNED_PARAMETERS = ["client_id", "object_id", "mi_res_id", "msi_res_id", "principalId", "clientid"];
 
   /**
    * Answers a request as a failure scenario says; `undefined` when the scenario (`slow`, or a
