@@ -9,13 +9,14 @@
  * @module
  */
 
+import { EXPIRY_MARGIN_MS } from "../cache.ts";
 import { MAX_LIFETIME_MS } from "../response.ts";
 import { endpointText, visible } from "../redact.ts";
 import { flight, type Flights, join } from "../flight.ts";
 import { OriginError, type OriginFailure, type OriginToken, type TokenOrigin } from "./origin.ts";
 
-/** The margin before expiry at which a kept token is fetched again: 5 minutes, as the client's cache. */
-export const RELAY_MARGIN_MS = 5 * 60_000;
+/** The margin before expiry at which a kept token is fetched again: 5 minutes, the client's cache's own margin. */
+export const RELAY_MARGIN_MS: number = EXPIRY_MARGIN_MS;
 
 /** How long an origin call may take before the waiting clients get a `timeout` error: 30 s. */
 export const RELAY_TIMEOUT_MS = 30_000;
