@@ -176,6 +176,8 @@ export function createRelay(origin: TokenOrigin, options?: RelayOptions): Relay 
     const token = checked(answer, now());
     if (typeof token === "string") throw new OriginError("invalid_output", `${name}'s answer ${token}`);
     kept.delete(resource);
+    // A token the origin gave with less than the margin left is served, not kept.
+    if (token.expiresOn * 1000 - now() <= RELAY_MARGIN_MS) return token;
     kept.set(resource, token);
     // Expired ones first, then the oldest kept: a client asking for ever new resources holds no more than the cap.
     if (kept.size > RELAY_MAX_RESOURCES) {
@@ -197,10 +199,7 @@ export function createRelay(origin: TokenOrigin, options?: RelayOptions): Relay 
       // A background flight: a client that hangs up does not stop it, so a client's retry
       // joins the same call instead of starting another tool run; the timeout bounds it.
       const shared = flight(flights, resource, (signal) => call(resource, signal), true);
-      const got = await join(flights, resource, shared);
-      // A token the origin gave with less than the margin left is served, not kept.
-      if (got.expiresOn * 1000 - now() <= RELAY_MARGIN_MS) kept.delete(resource);
-      return got;
+      return await join(flights, resource, shared);
     },
     named(parameter, id) {
       if (!options.onIdentity || reported.size >= RELAY_MAX_REPORTED_IDS) return;
