@@ -17,10 +17,9 @@
 
 import type { Source } from "../types.ts";
 import { DEV_CA_CERTIFICATE, DEV_CERTIFICATE, DEV_CERTIFICATE_THUMBPRINT, DEV_PRIVATE_KEY } from "./dev_cert.ts";
-import { createEmulator, type Emulator, type EmulatorOptions, RELAYED_SOURCES } from "./emulator.ts";
+import { createEmulator, type Emulator, type EmulatorOptions } from "./emulator.ts";
 import { ALL_SOURCES } from "./faults.ts";
 import { listenRefused } from "./permission.ts";
-import { visible } from "../redact.ts";
 import { EMULATOR_TENANT } from "./token.ts";
 
 export { ALL_SOURCES };
@@ -508,17 +507,9 @@ async function listen(handler: Handler, hostname: string, port: number, tls: boo
 export async function serve(options?: ServeOptions): Promise<RunningEmulator> {
   if (options === undefined) options = {};
   const sources = options.sources ?? (options.origin ? ["AppService"] : ALL_SOURCES);
-  if (options.origin) {
-    const other = sources.find((source) => !RELAYED_SOURCES.includes(source));
-    if (other !== undefined) {
-      throw new TypeError(
-        `serve() with an origin serves real tokens over AppService and DefaultToIMDS only: got ${
-          visible(String(other))
-        }`,
-      );
-    }
-  }
   const emulator = createEmulator(options);
+  // Every handler before any file or server: with an origin, a source it cannot serve throws here.
+  const handlers = new Map(sources.map((source) => [source, emulator.handler(source)]));
   const hostname = options.hostname ?? "127.0.0.1";
   const thumbprint = DEV_CERTIFICATE_THUMBPRINT;
   const servers: Listening[] = [];
@@ -536,7 +527,7 @@ export async function serve(options?: ServeOptions): Promise<RunningEmulator> {
     }
     for (const [index, source] of sources.entries()) {
       const tls = source === "ServiceFabric";
-      const server = await listen(emulator.handler(source), hostname, options.port ? options.port + index : 0, tls);
+      const server = await listen(handlers.get(source)!, hostname, options.port ? options.port + index : 0, tls);
       servers.push(server);
       const origin = `${tls ? "https" : "http"}://${
         hostname.includes(":") ? `[${hostname}]` : hostname
