@@ -27,6 +27,7 @@ import {
   openWithin,
   readAtMost,
 } from "./file_read.ts";
+import type { HttpReply, ParseContext, ParseOutcome, parseStandardReply } from "./sources/source.ts";
 
 export type { ArcKeyFileSystem };
 
@@ -38,8 +39,6 @@ export interface ArcConfig {
   readonly tokenDirectory: string | undefined;
   readonly fileSystem: ArcKeyFileSystem | undefined;
 }
-
-import type { HttpReply, ParseContext, ParseOutcome, parseStandardReply } from "./sources/source.ts";
 
 /** What `lstat` and `fstat` say about a file, as far as the checks need. */
 export type ArcKeyStat = FileStat;

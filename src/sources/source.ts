@@ -9,10 +9,10 @@ import type { EnvReader } from "../env.ts";
 import { ManagedIdentityError } from "../errors.ts";
 import type { Identity, IdentityKind } from "../identity.ts";
 import { type HttpReply, type ParsedToken, parseTokenBody, type ReplyContext } from "../response.ts";
-
-export type { HttpReply };
 import type { InternalOptions } from "../internal.ts";
 import type { FetchLike, Source } from "../types.ts";
+
+export type { HttpReply };
 
 /** An HTTP request, described; the transport turns it into a `Request` on each attempt. */
 export interface RequestSpec {

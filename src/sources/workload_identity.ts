@@ -12,10 +12,10 @@
 import { ManagedIdentityError } from "../errors.ts";
 import type { InternalOptions } from "../internal.ts";
 import type { TokenFileSystem } from "../file_read.ts";
-
-export type { TokenFileSystem };
 import type { EnvReader } from "../env.ts";
 import type { SourceDefinition } from "./source.ts";
+
+export type { TokenFileSystem };
 
 /** Microsoft Entra ID's public cloud, when `AZURE_AUTHORITY_HOST` is unset. */
 export const ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com";
