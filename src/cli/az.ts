@@ -20,8 +20,7 @@
  */
 
 import { readClaims } from "../emulator/token.ts";
-import { visible } from "../redact.ts";
-import { escapeRaw, jsonText } from "./common.ts";
+import { escapeRaw, hasUnprintable, jsonText } from "./common.ts";
 
 /** The output formats of `-o`, as az names them. */
 export const AZ_OUTPUTS = ["json", "jsonc", "tsv", "yaml", "yamlc", "table", "none"] as const;
@@ -251,9 +250,6 @@ export function formatAz(value: AzValue, output: AzOutput): Formatted {
 function valuesOf(value: AzValue): readonly { readonly field: AzField; readonly value: string | number }[] {
   return value.kind === "scalar" ? [value] : value.kind === "list" ? value.items : value.entries;
 }
-
-/** Whether `text` holds a character that `visible()` escapes. */
-const hasUnprintable = (text: string) => visible(text) !== text;
 
 /**
  * The first field whose value holds a character that `visible()` escapes, which TSV and a table

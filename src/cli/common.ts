@@ -86,6 +86,11 @@ export function oneLine(text: string): string {
   return text.replace(/\s+/g, (run) => /[\r\n]/.test(run) ? " " : run);
 }
 
+/** Whether `text` holds a control, format or separator character: one that {@linkcode visible} escapes. */
+export function hasUnprintable(text: string): boolean {
+  return visible(text) !== text;
+}
+
 /** `text` on one line, with every control, format or separator character left in it escaped visibly. */
 export function printable(text: string): string {
   return visible(oneLine(text));

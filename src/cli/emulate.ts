@@ -26,7 +26,7 @@ import {
 import { EmulatorPermissionError } from "../emulator/permission.ts";
 import { loadBuiltin } from "../runtime.ts";
 import { noPositionals, parseArgs, UsageError, wholeNumber } from "./args.ts";
-import { EXIT_CODES, printable } from "./common.ts";
+import { EXIT_CODES, hasUnprintable, printable } from "./common.ts";
 import { checkCreatable } from "./writable.ts";
 import { RELAY_FLAGS, relayCommand } from "./relay.ts";
 import { shellQuote, stopped } from "./running.ts";
@@ -130,7 +130,7 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
   // separator character (a line feed would end the comment, and the next line would be run).
   for (const flag of ["arc-key-dir", "federated-token-dir"]) {
     const value = parsed.values.get(flag);
-    if (value !== undefined && visible(value) !== value) {
+    if (value !== undefined && hasUnprintable(value)) {
       throw new UsageError(
         `Flag "--${flag}" expects a directory whose path holds no control, format or separator character: ` +
           `got "${visible(value)}"`,
@@ -205,7 +205,7 @@ export async function emulateCommand(args: readonly string[], io: CliIo): Promis
     // The temporary directory (TMPDIR) names the federated token file's: an export line must
     // carry its value exactly, so one that would print escaped is refused, not printed wrong.
     for (const [name, value] of Object.values(running.env).flatMap((env) => Object.entries(env ?? {}))) {
-      if (visible(value) !== value) {
+      if (hasUnprintable(value)) {
         io.stderr(
           `azmi emulate: ${name} would print as "${visible(value)}": a control, format or separator character ` +
             "cannot go in an export line as it is; point TMPDIR (or --federated-token-dir) at a directory without one\n",
