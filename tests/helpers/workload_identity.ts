@@ -6,13 +6,13 @@
 
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type EnvRecord, type ManagedIdentityClientOptions, ManagedIdentityError } from "../../mod.ts";
 import type { FileHandleView } from "../../src/file_read.ts";
 import type { InternalOptions } from "../../src/internal.ts";
 import type { TokenFileSystem } from "../../src/sources/workload_identity.ts";
 import { endpointOf, recorder, type Seen, testClient } from "./fake.ts";
+import { withTempDir } from "./temp_dir.ts";
 
 export const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 export const CLIENT_ID = "11111111-2222-3333-4444-555555555555";
@@ -67,19 +67,16 @@ export function wiEnv(file: string, extra: EnvRecord = {}): EnvRecord {
   };
 }
 
-/** Runs `body` with a temporary directory holding a token file with `contents`; removes it afterwards. */
-export async function withTokenFile(
+/** Runs `body` with a temporary directory (temp_dir.ts) holding a token file with `contents`; removes it afterwards. */
+export function withTokenFile(
   body: (file: { dir: string; path: string }) => Promise<void>,
   contents: string | Uint8Array = ASSERTION,
 ): Promise<void> {
-  const dir = await fsp.mkdtemp(join(tmpdir(), "azmi-wi-"));
-  try {
+  return withTempDir(async (dir) => {
     const path = join(dir, "azure-identity-token");
     await fsp.writeFile(path, contents);
     await body({ dir, path });
-  } finally {
-    await fsp.rm(dir, { recursive: true, force: true });
-  }
+  }, "azmi-wi-");
 }
 
 /** A token file system that records each open and forwards it to `open` (the real one by default). */
