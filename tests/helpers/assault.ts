@@ -12,8 +12,9 @@ import { Buffer } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { ManagedIdentityClient, TokenCache } from "../../mod.ts";
+import { ManagedIdentityClient, type Source, TokenCache } from "../../mod.ts";
 import { DEV_CA_CERTIFICATE } from "../../src/emulator/mod.ts";
+import { blockOf } from "./emulate.ts";
 
 /** One step of a raw exchange. */
 export type Step =
@@ -307,15 +308,15 @@ export function acceptable(attack: Attack, outcome: Outcome): boolean {
 /** Environment variables per source, as serve() gives them or `azmi emulate` prints them. */
 export type SourceEnv = Readonly<Record<string, Readonly<Record<string, string>>>>;
 
-/** The `export NAME='value'` lines `azmi emulate` printed, per source. */
+/**
+ * The `export NAME='value'` lines `azmi emulate` printed, per source: each source's block read
+ * by emulate.ts's blockOf, which unquotes as a POSIX shell does (a `'\''` in a value too).
+ */
 export function exportedEnv(output: string): SourceEnv {
   const env: Record<string, Record<string, string>> = {};
-  let source: string | undefined;
-  for (const line of output.split("\n")) {
-    const heading = /^# (\w+): https?:\/\//.exec(line);
-    if (heading) source = heading[1]!;
-    const exported = /^export (\w+)='([^']*)'$/.exec(line);
-    if (exported && source) (env[source] ??= {})[exported[1]!] = exported[2]!;
+  for (const [, source] of output.matchAll(/^# (\w+): https?:\/\//gm)) {
+    const variables = blockOf(output, source as Source);
+    if (Object.keys(variables).length > 0) env[source!] = variables;
   }
   return env;
 }
