@@ -55,10 +55,17 @@ export function exchange(port: number, steps: readonly Step[], deadlineMs = 3_00
     let head = "";
     let sent = 0;
     let settled = false;
+    /** The pause step under way: its timer, and how to end it early. */
+    let pause: { readonly timer: ReturnType<typeof setTimeout>; readonly wake: () => void } | undefined;
     const finish = (end: Outcome["end"], status?: number) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      // A pause still running would hold the event loop until it ran out: end it with the exchange.
+      if (pause) {
+        clearTimeout(pause.timer);
+        pause.wake();
+      }
       socket.destroy();
       resolve({ ...(status === undefined ? {} : { status }), end, sent, ms: Math.round(performance.now() - started) });
     };
@@ -102,7 +109,10 @@ export function exchange(port: number, steps: readonly Step[], deadlineMs = 3_00
         if ("text" in step) {
           if (!await write(Buffer.from(step.text, "latin1"))) return;
         } else if ("pauseMs" in step) {
-          await new Promise((wake) => setTimeout(wake, Math.min(step.pauseMs, deadlineMs)));
+          await new Promise<void>((wake) => {
+            pause = { timer: setTimeout(wake, Math.min(step.pauseMs, deadlineMs)), wake };
+          });
+          pause = undefined;
         } else if ("hangup" in step) {
           return finish("hungup");
         } else {
