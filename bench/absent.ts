@@ -17,6 +17,7 @@
  */
 
 import { closedPort, silentServer } from "../tests/helpers/sockets.ts";
+import { jsonLines } from "./child_lines.ts";
 
 const RESOURCE = "https://vault.azure.net";
 
@@ -121,24 +122,15 @@ async function measure(id: LibraryId, imds: string, capSeconds: number): Promise
   const stderr = new Response(running.stderr).text();
   let last: Outcome | undefined;
   try {
-    const decoder = new TextDecoderStream();
-    let buffered = "";
-    for await (const chunk of running.stdout.pipeThrough(decoder)) {
-      buffered += chunk;
-      const lines = buffered.split("\n");
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        if (!line.startsWith("{")) continue;
-        const parsed = JSON.parse(line) as Outcome & { started?: boolean };
-        if (parsed.started) {
-          clearTimeout(timer);
-          timer = setTimeout(() => {
-            timedOut = capSeconds;
-            running.kill("SIGKILL");
-          }, capSeconds * 1000);
-        } else {
-          last = parsed;
-        }
+    for await (const parsed of jsonLines<Outcome & { started?: boolean }>(running.stdout)) {
+      if (parsed.started) {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          timedOut = capSeconds;
+          running.kill("SIGKILL");
+        }, capSeconds * 1000);
+      } else {
+        last = parsed;
       }
     }
     await running.status;

@@ -27,6 +27,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { fill, READ_CAP } from "../tests/helpers/hostile.ts";
 import { BENCH_DIR, installPeers, locateRuntime, PEER_PACKAGES } from "./runtimes.ts";
+import { jsonLines } from "./child_lines.ts";
 import { buildJs } from "./js_build.ts";
 
 const RESOURCE = "https://vault.azure.net";
@@ -238,22 +239,14 @@ async function measure(runtime: Runtime, library: Library, endpoint: Endpoint, c
     };
     let timer = setTimeout(() => kill(-2), STARTUP_MS);
     const stderr = new Response(child.stderr).text();
-    let buffered = "";
     try {
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        buffered += chunk;
-        const lines = buffered.split("\n");
-        buffered = lines.pop()!;
-        for (const line of lines) {
-          if (!line.startsWith("{")) continue;
-          const parsed = JSON.parse(line) as Outcome & { started?: number };
-          clearTimeout(timer);
-          if (parsed.started !== undefined) {
-            started = parsed.started;
-            timer = setTimeout(() => kill(started), capSeconds * 1000);
-          } else if (parsed.row >= 0) {
-            results[parsed.row] = parsed;
-          }
+      for await (const parsed of jsonLines<Outcome & { started?: number }>(child.stdout)) {
+        clearTimeout(timer);
+        if (parsed.started !== undefined) {
+          started = parsed.started;
+          timer = setTimeout(() => kill(started), capSeconds * 1000);
+        } else if (parsed.row >= 0) {
+          results[parsed.row] = parsed;
         }
       }
       await child.status;

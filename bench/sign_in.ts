@@ -28,6 +28,7 @@ import { serve } from "../src/emulator/mod.ts";
 import { tokenOrigin } from "../src/cli/sign_in/index.ts";
 import { azAnswer, fakeTools } from "../tests/helpers/fake_tools.ts";
 import { BENCH_DIR, installPeers, locateRuntime } from "./runtimes.ts";
+import { jsonLines } from "./child_lines.ts";
 import { buildJs } from "./js_build.ts";
 
 const FIRST = "https://vault.azure.net";
@@ -98,7 +99,7 @@ interface Phase {
   readonly runs: number;
 }
 
-/** Runs the child for `library`, reading the fake's run count after each phase. */
+/** Runs the child for `library`, reading the fake's run count after each phase; kills it past its bound. */
 async function measure(
   node: string,
   childPath: string,
@@ -116,27 +117,37 @@ async function measure(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  // A bound on the child, as bench/hostile.ts bounds its own: three times its slowest expected run
+  // (every call one az run: az's start-up plus 200 ms), and a minute to start Node and load the library.
+  const limitMs = 60_000 + 3 * (calls + 2) * (delayMs + 200);
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    child.kill("SIGKILL");
+  }, limitMs);
   const stderr = new Response(child.stderr).text();
   const writer = child.stdin.getWriter();
   const phases: Record<string, Phase> = {};
-  let before = await runs();
-  let buffered = "";
-  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    const lines = buffered.split("\n");
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      if (!line.startsWith("{")) continue;
-      const { phase, ms, calls } = JSON.parse(line) as { phase: string; ms: number; calls: number };
+  try {
+    let before = await runs();
+    for await (const { phase, ms, calls } of jsonLines<{ phase: string; ms: number; calls: number }>(child.stdout)) {
       const after = await runs();
       phases[phase] = { ms, calls, runs: after - before };
       before = after;
       await writer.write(new TextEncoder().encode("next\n"));
     }
+    await writer.close().catch(() => {});
+    const status = await child.status;
+    if (!status.success && !killed) {
+      throw new Error(`the ${library} child failed:\n${(await stderr).trim().slice(-2000)}`);
+    }
+  } catch (error) {
+    // A killed child's pipes break: the error below says why.
+    if (!killed) throw error;
+  } finally {
+    clearTimeout(timer);
   }
-  await writer.close().catch(() => {});
-  const status = await child.status;
-  if (!status.success) throw new Error(`the ${library} child failed:\n${(await stderr).trim().slice(-2000)}`);
+  if (killed) throw new Error(`the ${library} child was still running after ${limitMs / 1000} s: killed`);
   return phases;
 }
 

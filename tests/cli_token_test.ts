@@ -9,6 +9,7 @@ import type { FetchLike } from "../mod.ts";
 import { EXIT_CODES } from "../src/cli.ts";
 import { createEmulator, EMULATOR_TENANT, readClaims } from "../src/emulator/mod.ts";
 import { APP_SERVICE, emulatedEndpoint, run, SECRET, VAULT } from "./helpers/cli.ts";
+import { azLocalTime } from "./helpers/fake_tools.ts";
 
 describe("azmi token", () => {
   test("prints the access token alone for App Service", async () => {
@@ -87,13 +88,6 @@ describe("azmi token with az's flags: --resource, --scope, -o json|tsv|none", ()
     `eyJhbGciOiJub25lIn0.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.c2lnbmF0dXJl`;
   /** An endpoint that answers every request with this body. */
   const answering = (body: Record<string, unknown>): FetchLike => () => Response.json(body);
-  /** Python's `datetime.fromtimestamp(s).strftime("%Y-%m-%d %H:%M:%S.%f")`, this process's time zone. */
-  const pythonLocal = (seconds: number) => {
-    const d = new Date(seconds * 1000);
-    const pad = (n: number) => (n < 10 ? `0${n}` : `${n}`);
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.000000`;
-  };
 
   test("--resource and --scope (a trailing /.default removed) ask for the same resource as the argument", async () => {
     for (const flag of [["--resource", VAULT], [`--scope=${VAULT}/.default`], ["--scope", VAULT]]) {
@@ -131,7 +125,7 @@ describe("azmi token with az's flags: --resource, --scope, -o json|tsv|none", ()
     assert.equal(json.expires_on, readClaims(json.accessToken)?.exp, "the token's own expiry");
     assert.ok(json.expires_on >= before + 3500 && json.expires_on <= before + 3700, String(json.expires_on));
     assert.match(json.expiresOn, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.000000$/);
-    assert.equal(json.expiresOn, pythonLocal(json.expires_on));
+    assert.equal(json.expiresOn, azLocalTime(json.expires_on));
     assert.equal(json.tenant, EMULATOR_TENANT);
     assert.equal(json.tokenType, "Bearer");
     // Indented by two, as az prints it; the same for -ojson and --output=JSON.
@@ -159,7 +153,7 @@ describe("azmi token with az's flags: --resource, --scope, -o json|tsv|none", ()
     assert.equal(subscription, "");
     assert.deepEqual(rest, []);
     assert.equal(accessToken, endpoint.tokens[0]);
-    assert.equal(expiresOn, pythonLocal(Number(expiresOnSeconds)));
+    assert.equal(expiresOn, azLocalTime(Number(expiresOnSeconds)));
     assert.equal(Number(expiresOnSeconds), readClaims(accessToken!)?.exp);
     assert.equal(tenant, EMULATOR_TENANT);
     assert.equal(tokenType, "Bearer");
@@ -175,14 +169,14 @@ describe("azmi token with az's flags: --resource, --scope, -o json|tsv|none", ()
       assert.equal(json.code, EXIT_CODES.ok, json.err);
       assert.deepEqual(JSON.parse(json.out), {
         accessToken: token,
-        expiresOn: pythonLocal(expires_on),
+        expiresOn: azLocalTime(expires_on),
         expires_on,
         subscription: "",
         tenant: "",
         tokenType: "Bearer",
       });
       const tsv = await run(["token", VAULT, "-o", "tsv"], { env: APP_SERVICE, fetch });
-      assert.equal(tsv.out, `${token}\t${pythonLocal(expires_on)}\t${expires_on}\t\t\tBearer\n`);
+      assert.equal(tsv.out, `${token}\t${azLocalTime(expires_on)}\t${expires_on}\t\t\tBearer\n`);
     }
   });
 

@@ -4,8 +4,9 @@
  * with 413 without being buffered, and the server keeps serving. Under `deno test`, `bun test`
  * and `node --test`, `serve()` runs each runtime's own server (Deno.serve, Bun.serve, node:http);
  * `azmi emulate` also runs as a child process of the runtime under test. Raw requests go over
- * node:net sockets to 127.0.0.1 (tests/helpers/assault.ts); every loop is bounded in count and
- * time. bench/emulator_load.ts is the longer load run.
+ * node:net sockets to 127.0.0.1 (tests/helpers/assault.ts, whose exchange() is checked first:
+ * an exchange that ends leaves no timer behind); every loop is bounded in count and time.
+ * bench/emulator_load.ts is the longer load run.
  */
 
 import { after, before, describe, test } from "node:test";
@@ -14,6 +15,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { MAX_REQUEST_BODY_BYTES, type RunningEmulator, serve } from "../src/emulator/mod.ts";
 import {
@@ -23,11 +25,12 @@ import {
   exportedEnv,
   loadRun,
   normalRequests,
+  type Outcome,
   procRss,
   type SourceEnv,
   targets,
 } from "./helpers/assault.ts";
-import { runtimeCommand } from "./helpers/child.ts";
+import { runChild, runtimeCommand } from "./helpers/child.ts";
 
 const MiB = 1024 * 1024;
 /**
@@ -52,6 +55,24 @@ const portOf = (url: string) => Number(new URL(url).port);
 
 /** A load run's count of hostile requests: each of them against each server `env` names, twice. */
 const everyAttackTwice = (env: SourceEnv) => attacks().length * targets(env).length * 2;
+
+describe("exchange(), the raw client of these tests", () => {
+  test("a server that drops the connection during a pause step ends the exchange, and leaves nothing running", {
+    timeout: 60_000,
+  }, async () => {
+    // The pause (20 s) is far longer than the server takes to drop the connection (200 ms).
+    const child = fileURLToPath(new URL("./helpers/exchange_child.ts", import.meta.url));
+    const run = await runChild(child, ["20000"], {}, 40_000);
+    assert.equal(run.code, 0, run.stderr);
+    const last = run.lines.at(-1);
+    assert.ok(last, `no outcome printed: ${run.stderr}`);
+    const outcome = JSON.parse(last.text) as Outcome;
+    assert.equal(outcome.end, "dropped");
+    assert.ok(outcome.ms < 5_000, `the exchange ended after ${outcome.ms} ms`);
+    const delay = run.exitedAt - last.at;
+    assert.ok(delay < 1_000, `the process took ${Math.round(delay)} ms to exit after the exchange ended`);
+  });
+});
 
 describe("serve() against malformed, aborted and oversized requests, one at a time", () => {
   let running: RunningEmulator;

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { createServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { networkReason, refusedFlag, summarize } from "../src/failure.ts";
-import { renderings } from "./helpers/checks.ts";
+import { renderings } from "./helpers/leaks.ts";
 import { closedPort } from "./helpers/sockets.ts";
 
 const QUERY = "api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net";

@@ -8,7 +8,6 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import process from "node:process";
 import { type ManagedIdentityError, type ManagedIdentityEvent, TokenCache } from "../mod.ts";
 import { DEFAULT_TIMEOUT_MS } from "../src/client.ts";
 import { recorder, testClient } from "./helpers/fake.ts";
@@ -335,12 +334,9 @@ describe("ManagedIdentityClient results stay the caller's own", () => {
   });
 
   test("an async onEvent listener that rejects causes no unhandled rejection", async () => {
-    const unhandled: unknown[] = [];
-    const onUnhandled = (reason: unknown) => unhandled.push(reason);
-    process.on("unhandledRejection", onUnhandled);
-    try {
+    let calls = 0;
+    const unhandled = await unhandledDuring(async () => {
       const fake = recorder(() => Response.json({ access_token: "t", expires_on: "garbage", expires_in: 3600 }));
-      let calls = 0;
       const client = testClient({
         env: APP_SERVICE,
         fetch: fake.fetch,
@@ -351,12 +347,9 @@ describe("ManagedIdentityClient results stay the caller's own", () => {
         },
       });
       assert.equal((await client.acquireToken(VAULT)).accessToken, "t");
-      for (let i = 0; i < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-      assert.equal(calls, 1);
-      assert.deepEqual(unhandled, []);
-    } finally {
-      process.off("unhandledRejection", onUnhandled);
-    }
+    });
+    assert.equal(calls, 1);
+    assert.deepEqual(unhandled, []);
   });
 });
 

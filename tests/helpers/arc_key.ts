@@ -4,12 +4,10 @@
  */
 
 import assert from "node:assert/strict";
-import * as fsp from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ManagedIdentityError } from "../../mod.ts";
 import { type ArcKeyFileSystem, readArcKey, validateArcChallenge } from "../../src/arc_key.ts";
-import { renderings } from "./checks.ts";
+import { assertNoLeak, renderings } from "./leaks.ts";
+import { withTempDir as inTempDir } from "./temp_dir.ts";
 
 export const KEY = "SECRET-KEY-CONTENTS-1234";
 export const WINDOWS_TOKENS = "C:\\ProgramData\\AzureConnectedMachineAgent\\Tokens";
@@ -41,10 +39,9 @@ export function arcError(code: string, ...fragments: string[]): (error: unknown)
   };
 }
 
+/** Asserts that the key file's contents show in no rendering of `error`, in no notation (leaks.ts). */
 export function assertKeyNotShown(error: unknown, key = KEY): void {
-  for (const text of renderings(error)) {
-    assert.ok(!text.includes(key), `the key file's contents appear in the error: ${text}`);
-  }
+  assertNoLeak(renderings(error), key, "error");
 }
 
 /** Validates `header`, then (only when valid) reads the key through `fs`, as the Arc source does. */
@@ -58,12 +55,7 @@ export async function challengeThenRead(
   return await readArcKey(path, platform, () => fs, BOUNDS);
 }
 
-/** Runs `body` with a fresh temporary directory, removed afterwards. */
-export async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await fsp.mkdtemp(join(tmpdir(), "azmi-arc-key-"));
-  try {
-    await body(dir);
-  } finally {
-    await fsp.rm(dir, { recursive: true, force: true });
-  }
+/** Runs `body` with a fresh temporary directory (temp_dir.ts), removed afterwards. */
+export function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+  return inTempDir(body, "azmi-arc-key-");
 }

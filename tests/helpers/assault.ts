@@ -12,8 +12,9 @@ import { Buffer } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { ManagedIdentityClient, TokenCache } from "../../mod.ts";
+import { ManagedIdentityClient, type Source, TokenCache } from "../../mod.ts";
 import { DEV_CA_CERTIFICATE } from "../../src/emulator/mod.ts";
+import { blockOf } from "./emulate.ts";
 
 /** One step of a raw exchange. */
 export type Step =
@@ -54,10 +55,17 @@ export function exchange(port: number, steps: readonly Step[], deadlineMs = 3_00
     let head = "";
     let sent = 0;
     let settled = false;
+    /** The pause step under way: its timer, and how to end it early. */
+    let pause: { readonly timer: ReturnType<typeof setTimeout>; readonly wake: () => void } | undefined;
     const finish = (end: Outcome["end"], status?: number) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      // A pause still running would hold the event loop until it ran out: end it with the exchange.
+      if (pause) {
+        clearTimeout(pause.timer);
+        pause.wake();
+      }
       socket.destroy();
       resolve({ ...(status === undefined ? {} : { status }), end, sent, ms: Math.round(performance.now() - started) });
     };
@@ -101,7 +109,10 @@ export function exchange(port: number, steps: readonly Step[], deadlineMs = 3_00
         if ("text" in step) {
           if (!await write(Buffer.from(step.text, "latin1"))) return;
         } else if ("pauseMs" in step) {
-          await new Promise((wake) => setTimeout(wake, Math.min(step.pauseMs, deadlineMs)));
+          await new Promise<void>((wake) => {
+            pause = { timer: setTimeout(wake, Math.min(step.pauseMs, deadlineMs)), wake };
+          });
+          pause = undefined;
         } else if ("hangup" in step) {
           return finish("hungup");
         } else {
@@ -307,15 +318,15 @@ export function acceptable(attack: Attack, outcome: Outcome): boolean {
 /** Environment variables per source, as serve() gives them or `azmi emulate` prints them. */
 export type SourceEnv = Readonly<Record<string, Readonly<Record<string, string>>>>;
 
-/** The `export NAME='value'` lines `azmi emulate` printed, per source. */
+/**
+ * The `export NAME='value'` lines `azmi emulate` printed, per source: each source's block read
+ * by emulate.ts's blockOf, which unquotes as a POSIX shell does (a `'\''` in a value too).
+ */
 export function exportedEnv(output: string): SourceEnv {
   const env: Record<string, Record<string, string>> = {};
-  let source: string | undefined;
-  for (const line of output.split("\n")) {
-    const heading = /^# (\w+): https?:\/\//.exec(line);
-    if (heading) source = heading[1]!;
-    const exported = /^export (\w+)='([^']*)'$/.exec(line);
-    if (exported && source) (env[source] ??= {})[exported[1]!] = exported[2]!;
+  for (const [, source] of output.matchAll(/^# (\w+): https?:\/\//gm)) {
+    const variables = blockOf(output, source as Source);
+    if (Object.keys(variables).length > 0) env[source!] = variables;
   }
   return env;
 }

@@ -10,34 +10,25 @@
  */
 
 import assert from "node:assert/strict";
-import type { FetchLike } from "../../mod.ts";
 import { createEmulator, EMULATOR_TENANT, readClaims } from "../../src/emulator/mod.ts";
-import { SECRET } from "./cli.ts";
+import { emulatedEndpoint, SECRET } from "./cli.ts";
+import { azAnswer, azLocalTime } from "./fake_tools.ts";
 
 export const ARM = "https://management.core.windows.net/";
 export const SUBSCRIPTION = "2d1c3c2a-4f4e-4e5b-9d1f-0c6c1b0f5a11";
 
-/** A fresh emulator's App Service endpoint, recording the resource of each request and each token issued. */
+/**
+ * A fresh emulator's App Service endpoint (cli.ts's emulatedEndpoint: the requests it saw, the
+ * tokens it issued), and the resource each request asked for.
+ */
 export function appService() {
-  const handler = createEmulator({ secret: SECRET }).handler("AppService");
-  const resources: string[] = [];
-  const tokens: string[] = [];
-  const fetch: FetchLike = async (request) => {
-    resources.push(new URL(request.url).searchParams.get("resource") ?? "");
-    const response = await handler(request);
-    const body = await response.clone().json().catch(() => ({}));
-    if (typeof body.access_token === "string") tokens.push(body.access_token);
-    return response;
+  const endpoint = emulatedEndpoint(createEmulator({ secret: SECRET }), "AppService");
+  return {
+    ...endpoint,
+    get resources(): string[] {
+      return endpoint.requests.map((request) => new URL(request.url).searchParams.get("resource") ?? "");
+    },
   };
-  return { fetch, resources, tokens };
-}
-
-/** Python's `datetime.fromtimestamp(s).strftime("%Y-%m-%d %H:%M:%S.%f")` in this process's time zone. */
-function pythonLocal(seconds: number): string {
-  const d = new Date(seconds * 1000);
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.000000`;
 }
 
 /** The six fields az prints, from the token the endpoint issued, in az's (sorted) order. */
@@ -55,7 +46,7 @@ export function fieldsOf(token: string, subscription = ""): Fields {
   assert.equal(typeof exp, "number", "the emulator's token has an exp claim");
   return {
     accessToken: token,
-    expiresOn: pythonLocal(exp as number),
+    expiresOn: azLocalTime(exp as number),
     expires_on: exp as number,
     subscription,
     tenant: EMULATOR_TENANT,
@@ -63,10 +54,15 @@ export function fieldsOf(token: string, subscription = ""): Fields {
   };
 }
 
-/** What az's `-o json` prints for the whole object: sorted keys, two spaces of indent. */
-export const azJson = (f: Fields) =>
-  `{\n  "accessToken": "${f.accessToken}",\n  "expiresOn": "${f.expiresOn}",\n  "expires_on": ${f.expires_on},\n` +
-  `  "subscription": "${f.subscription}",\n  "tenant": "${f.tenant}",\n  "tokenType": "${f.tokenType}"\n}\n`;
+/**
+ * What az's `-o json` prints for the whole object: fake_tools.ts's azAnswer (sorted keys, two
+ * spaces of indent), which derives `expiresOn` and `tokenType` as fieldsOf() does.
+ */
+export const azJson = (f: Fields) => {
+  assert.equal(f.expiresOn, azLocalTime(f.expires_on), "expiresOn is expires_on in local time");
+  assert.equal(f.tokenType, "Bearer");
+  return azAnswer(f.accessToken, f.expires_on, { tenant: f.tenant, subscription: f.subscription });
+};
 
 /** What az's `-o tsv` prints for the whole object: the values sorted by key, on one line. */
 export const azTsv = (f: Fields) =>

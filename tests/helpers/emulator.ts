@@ -3,20 +3,14 @@
  * temporary directory removed afterwards, given by its real path where a test names it in flags.
  */
 
-import { mkdtemp, realpath, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { realpath } from "node:fs/promises";
+import { withTempDir as inTempDir } from "./temp_dir.ts";
 
 export const VAULT = "https://vault.azure.net";
 
-/** Runs `body` with a new temporary directory, removed afterwards whatever happens. */
-export async function withTempDir<T>(body: (dir: string) => Promise<T>, prefix = "azmi-emulator-"): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  try {
-    return await body(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+/** Runs `body` with a new temporary directory (temp_dir.ts), removed afterwards whatever happens. */
+export function withTempDir<T>(body: (dir: string) => Promise<T>, prefix = "azmi-emulator-"): Promise<T> {
+  return inTempDir(body, prefix);
 }
 
 /** withTempDir() given the directory's real path (macOS's /var is a link): Deno's flags name paths. */

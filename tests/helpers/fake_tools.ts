@@ -10,6 +10,7 @@
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { shellQuote } from "../../src/cli/running.ts";
 
 /** What one run of a fake tool does. */
 export interface Scenario {
@@ -41,10 +42,8 @@ export interface FakeTools {
   remove(): Promise<void>;
 }
 
-const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
-
 function script(dir: string, tool: string): string {
-  const at = (name: string) => quote(join(dir, `${tool}.${name}`));
+  const at = (name: string) => shellQuote(join(dir, `${tool}.${name}`));
   return `#!/bin/sh
 echo run >> ${at("count")}
 printf '%s\\0' "$@" > ${at("argv")}

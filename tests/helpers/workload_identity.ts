@@ -6,13 +6,12 @@
 
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type EnvRecord, type ManagedIdentityClientOptions, ManagedIdentityError } from "../../mod.ts";
-import type { FileHandleView } from "../../src/file_read.ts";
 import type { InternalOptions } from "../../src/internal.ts";
-import type { TokenFileSystem } from "../../src/sources/workload_identity.ts";
+import { counting } from "./checks.ts";
 import { endpointOf, recorder, type Seen, testClient } from "./fake.ts";
+import { withTempDir } from "./temp_dir.ts";
 
 export const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 export const CLIENT_ID = "11111111-2222-3333-4444-555555555555";
@@ -67,49 +66,25 @@ export function wiEnv(file: string, extra: EnvRecord = {}): EnvRecord {
   };
 }
 
-/** Runs `body` with a temporary directory holding a token file with `contents`; removes it afterwards. */
-export async function withTokenFile(
+/** Runs `body` with a temporary directory (temp_dir.ts) holding a token file with `contents`; removes it afterwards. */
+export function withTokenFile(
   body: (file: { dir: string; path: string }) => Promise<void>,
   contents: string | Uint8Array = ASSERTION,
 ): Promise<void> {
-  const dir = await fsp.mkdtemp(join(tmpdir(), "azmi-wi-"));
-  try {
+  return withTempDir(async (dir) => {
     const path = join(dir, "azure-identity-token");
     await fsp.writeFile(path, contents);
     await body({ dir, path });
-  } finally {
-    await fsp.rm(dir, { recursive: true, force: true });
-  }
+  }, "azmi-wi-");
 }
 
-/** A token file system that records each open and forwards it to `open` (the real one by default). */
-export function countingFiles(
-  open: (path: string, flags: number) => Promise<FileHandleView> = (path, flags) => fsp.open(path, flags),
-): TokenFileSystem & { opened: string[]; closed: string[] } {
-  const opened: string[] = [];
-  const closed: string[] = [];
-  return {
-    opened,
-    closed,
-    async open(path, flags) {
-      opened.push(path);
-      const handle = await open(path, flags);
-      return {
-        stat: () => handle.stat(),
-        read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
-        close: () => (closed.push(path), handle.close()),
-      };
-    },
-  };
-}
-
-/** A workload identity client over the token file at `path`, with a counting file system. */
+/** A workload identity client over the token file at `path`, with a counting file system (checks.ts). */
 export function wiClient(
   path: string,
   options: Partial<ManagedIdentityClientOptions> = {},
   internal: InternalOptions = {},
 ) {
-  const files = countingFiles();
+  const files = counting();
   const client = testClient({ env: wiEnv(path), ...options }, { tokenFileSystem: files, ...internal });
   return { client, files };
 }
@@ -130,7 +105,7 @@ export function constructionError(
   options: Partial<ManagedIdentityClientOptions> = {},
 ): ManagedIdentityError {
   const fake = recorder();
-  const files = countingFiles(() => Promise.reject(new Error("construction must not open the token file")));
+  const files = counting({ open: () => Promise.reject(new Error("construction must not open the token file")) });
   let caught: unknown;
   try {
     testClient({ env, fetch: fake.fetch, ...options }, { tokenFileSystem: files });
@@ -141,6 +116,6 @@ export function constructionError(
   assert.equal(caught.code, code, caught.message);
   assert.equal(caught.source, "WorkloadIdentity");
   assert.equal(fake.seen.length, 0);
-  assert.deepEqual(files.opened, []);
+  assert.deepEqual(files.openCalls, []);
   return caught;
 }

@@ -120,7 +120,7 @@ describe("workload identity retries", () => {
         assertTokenRequest(seen);
         assert.deepEqual(form(seen), expectedForm());
       }
-      check({ seen: fake.seen, sleeps: time.sleeps, events, files: files.opened });
+      check({ seen: fake.seen, sleeps: time.sleeps, events, files: files.openCalls });
     });
   }
 
@@ -167,7 +167,7 @@ describe("workload identity retries", () => {
       assert.equal(error.status, 503);
       assert.equal(fake.seen.length, 4);
       assert.deepEqual(time.sleeps, [2000, 2000, 2000]);
-      assert.equal(files.opened.length, 1);
+      assert.equal(files.openCalls.length, 1);
     });
   });
 
@@ -207,7 +207,7 @@ describe("workload identity cache, single flight and background refresh", () => 
       assert.deepEqual(new Set(results.map((result) => result.accessToken)), new Set(["shared-token"]));
       assert.ok(results.every((result) => !result.fromCache));
       assert.equal(fake.seen.length, 1);
-      assert.deepEqual(files.opened, [path]);
+      assert.deepEqual(files.openCalls, [path]);
     });
   });
 
@@ -221,7 +221,7 @@ describe("workload identity cache, single flight and background refresh", () => 
       assert.equal(second.fromCache, true);
       assert.equal(second.accessToken, "entra-token");
       assert.equal(fake.seen.length, 1);
-      assert.equal(files.opened.length, 1);
+      assert.equal(files.openCalls.length, 1);
     });
   });
 
@@ -270,7 +270,7 @@ describe("workload identity cache, single flight and background refresh", () => 
       assert.equal(refreshed.fromCache, true);
       assert.equal(fake.seen.length, 2);
       assert.equal(new URLSearchParams(fake.seen[1]!.body).get("client_assertion"), ROTATED);
-      assert.equal(files.opened.length, 2);
+      assert.equal(files.openCalls.length, 2);
     });
   });
 });

@@ -16,12 +16,11 @@ import type { FileHandleView } from "../../src/file_read.ts";
 import type { InternalOptions } from "../../src/internal.ts";
 import type { TokenFileSystem } from "../../src/sources/workload_identity.ts";
 import { endpointOf, onlyRequest, recorder, testClient } from "../helpers/fake.ts";
-import { rejectsWith } from "../helpers/checks.ts";
+import { counting, rejectsWith } from "../helpers/checks.ts";
 import { within } from "../helpers/faults.ts";
 import { assertNoLeak, renderings } from "../helpers/leaks.ts";
 import {
   ASSERTION,
-  countingFiles,
   expectedForm,
   form,
   MINUTE,
@@ -50,18 +49,18 @@ describe("workload identity token file rotation", () => {
       await client.acquireToken(VAULT, { forceRefresh: true });
       now = NOW + 5 * MINUTE - 1;
       await client.acquireToken(VAULT, { forceRefresh: true });
-      assert.equal(files.opened.length, 1, "the file was read again before 5 minutes");
+      assert.equal(files.openCalls.length, 1, "the file was read again before 5 minutes");
 
       now = NOW + 5 * MINUTE;
       await client.acquireToken(VAULT, { forceRefresh: true });
-      assert.equal(files.opened.length, 2);
+      assert.equal(files.openCalls.length, 2);
       now = NOW + 9 * MINUTE;
       await client.acquireToken(VAULT, { forceRefresh: true });
-      assert.equal(files.opened.length, 2, "the new contents are kept for 5 minutes from their read");
+      assert.equal(files.openCalls.length, 2, "the new contents are kept for 5 minutes from their read");
 
       const sent = fake.seen.map((seen) => new URLSearchParams(seen.body).get("client_assertion"));
       assert.deepEqual(sent, [ASSERTION, ASSERTION, ASSERTION, ROTATED, ROTATED]);
-      assert.deepEqual(files.opened, [path, path]);
+      assert.deepEqual(files.openCalls, [path, path]);
     });
   });
 
@@ -76,7 +75,7 @@ describe("workload identity token file rotation", () => {
       // NTP or a resumed VM steps the clock back an hour: the read now seems to be in the future.
       now = NOW - 60 * MINUTE;
       await client.acquireToken(VAULT, { forceRefresh: true });
-      assert.equal(files.opened.length, 2, "the file read 'in the future' was used again");
+      assert.equal(files.openCalls.length, 2, "the file read 'in the future' was used again");
       const sent = fake.seen.map((seen) => new URLSearchParams(seen.body).get("client_assertion"));
       assert.deepEqual(sent, [ASSERTION, ROTATED]);
     });
@@ -87,7 +86,7 @@ describe("workload identity token file rotation", () => {
       const fake = recorder((_request, index) => token(`token-${index}`));
       const env: Record<string, string | undefined> = { ...wiEnv(path) };
       const cache = new TokenCache();
-      const client = testClient({ env, fetch: fake.fetch, cache }, { tokenFileSystem: countingFiles() });
+      const client = testClient({ env, fetch: fake.fetch, cache }, { tokenFileSystem: counting() });
       await client.acquireToken(VAULT);
       env.AZURE_TENANT_ID = "00000000-0000-0000-0000-00000000000b";
       env.AZURE_AUTHORITY_HOST = "https://login.example.net";
@@ -148,7 +147,7 @@ describe("workload identity token file rotation", () => {
       assert.equal(fake.seen.length, 1, "no request without an assertion");
       await fsp.writeFile(path, ROTATED);
       await client.acquireToken(VAULT, { forceRefresh: true });
-      assert.equal(files.opened.length, 3);
+      assert.equal(files.openCalls.length, 3);
       assert.equal(new URLSearchParams(fake.seen[1]!.body).get("client_assertion"), ROTATED);
     });
   });
@@ -269,11 +268,12 @@ describe("workload identity token file errors", () => {
 
   test("acquireToken() refuses a token file whose open fails with EACCES, saying it cannot be read", async () => {
     await withTokenFile(async ({ path }) => {
-      const denied = countingFiles((p) =>
-        Promise.reject(Object.assign(new Error(`EACCES: permission denied, open '${p}'`), { code: "EACCES" }))
-      );
+      const denied = counting({
+        open: (p) =>
+          Promise.reject(Object.assign(new Error(`EACCES: permission denied, open '${p}'`), { code: "EACCES" })),
+      });
       await assertRefused(path, /cannot be read by this process/, { tokenFileSystem: denied });
-      assert.deepEqual(denied.opened, [path]);
+      assert.deepEqual(denied.openCalls, [path]);
     }, CONTENTS);
   });
 
@@ -285,7 +285,7 @@ describe("workload identity token file errors", () => {
       await rejectsWith(client.acquireToken(VAULT), "invalid_configuration");
       await fsp.writeFile(path, ASSERTION);
       assert.equal((await client.acquireToken(VAULT)).accessToken, "entra-token");
-      assert.deepEqual(files.opened, [path, path]);
+      assert.deepEqual(files.openCalls, [path, path]);
       assert.deepEqual(form(onlyRequest(fake.seen)), expectedForm());
     });
   });

@@ -53,8 +53,8 @@ describe("workload identity requests", () => {
           `%3Ajwt-bearer&client_assertion=${ASSERTION}`,
       );
       assert.deepEqual(redirects, ["manual"]);
-      assert.deepEqual(files.opened, [path]);
-      assert.deepEqual(files.closed, [path]);
+      assert.deepEqual(files.openCalls, [path]);
+      assert.deepEqual(files.closeCalls, [path]);
       assert.equal(result.accessToken, "entra-token");
       assert.equal(result.tokenType, "Bearer");
       assert.equal(result.source, "WorkloadIdentity");
@@ -175,9 +175,9 @@ describe("workload identity requests", () => {
     await withTokenFile(async ({ path }) => {
       const fake = recorder(() => token());
       const { client, files } = wiClient(path, { fetch: fake.fetch });
-      assert.deepEqual(files.opened, []);
+      assert.deepEqual(files.openCalls, []);
       await client.acquireToken(VAULT);
-      assert.deepEqual(files.opened, [path]);
+      assert.deepEqual(files.openCalls, [path]);
     });
   });
 });
