@@ -46,26 +46,59 @@ function installed(prefix: string, name: "bun" | "node"): string[] {
     ];
 }
 
-async function npmInstall(prefix: string, packages: string[]): Promise<void> {
-  const relative = prefix.slice(rootPath.length);
-  console.log(`# installing ${packages.join(" ")} into ${relative}/ from the npm registry`);
-  const install = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "npm:npm@11",
-      "install",
-      "--prefix",
-      prefix,
-      "--no-save",
-      "--no-audit",
-      "--no-fund",
-      ...packages,
-    ],
+/**
+ * `npm install specs` into `prefix` (without touching a package.json), with npm from PATH, else
+ * through Deno's own npm support (a machine with nothing but Deno); stopped after 10 minutes.
+ * The one install of `deno task test`'s runtimes, the benchmarks' peers and the interop packages.
+ */
+export async function npmInstall(prefix: string, specs: readonly string[]): Promise<void> {
+  const where = prefix.startsWith(rootPath) ? `${prefix.slice(rootPath.length)}/` : prefix;
+  console.log(`# installing ${specs.join(" ")} into ${where} from the npm registry`);
+  const [command, first] = (await output("npm", ["--version"])) !== undefined
+    ? ["npm", []]
+    : [Deno.execPath(), ["run", "-A", "npm:npm@11"]];
+  await Deno.mkdir(prefix, { recursive: true });
+  const args = [...first, "install", "--prefix", prefix, "--no-save", "--no-audit", "--no-fund", "--loglevel=error"];
+  const install = await new Deno.Command(command, {
+    args: [...args, ...specs],
     stdout: "inherit",
     stderr: "inherit",
+    signal: AbortSignal.timeout(600_000),
   }).output();
-  if (!install.success) throw new Error(`npm install ${packages.join(" ")} into ${relative}/ failed`);
+  if (!install.success) throw new Error(`npm install ${specs.join(" ")} into ${where} failed`);
+}
+
+/** The version of `name` installed under `prefix/node_modules`, or undefined. */
+async function installedVersion(prefix: string, name: string): Promise<string | undefined> {
+  try {
+    const manifest = await Deno.readTextFile(`${prefix}/node_modules/${name}/package.json`);
+    return (JSON.parse(manifest) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Installs `packages` (name to version range, `4.14`) into `prefix` unless each installed
+ * version is in its range; returns each package's installed version, or throws for one that is
+ * still missing.
+ */
+export async function installPackages(
+  prefix: string,
+  packages: Readonly<Record<string, string>>,
+): Promise<Record<string, string>> {
+  const wanted = Object.entries(packages);
+  const found = await Promise.all(wanted.map(([name]) => installedVersion(prefix, name)));
+  if (wanted.some(([, range], i) => !found[i]?.startsWith(`${range}.`))) {
+    await npmInstall(prefix, wanted.map(([name, range]) => `${name}@${range}`));
+  }
+  const versions: Record<string, string> = {};
+  for (const [name] of wanted) {
+    const version = await installedVersion(prefix, name);
+    if (version === undefined) throw new Error(`${name} is not installed in ${prefix}`);
+    versions[name] = version;
+  }
+  return versions;
 }
 
 /** Bun 1 or Node 24: from PATH when it is the right major version, else from (or installed into) .runtimes. */

@@ -4,7 +4,7 @@
  * packages installed (packages.ts) and Azure Arc's key directory.
  */
 
-import { output } from "../helpers/runtimes.ts";
+import { installPackages as installInto, output } from "../helpers/runtimes.ts";
 import { PACKAGES } from "./packages.ts";
 
 /** This folder, tests/interop/, ending in a separator: the child scripts. */
@@ -78,43 +78,9 @@ export async function run(command: string, args: string[], deadlineMs: number, c
 /** What `command --version` prints, or undefined when it does not run. */
 export const versionOf = (command: string): Promise<string | undefined> => output(command, ["--version"]);
 
-/** npm: from PATH, else through Deno's npm support (a machine with nothing but Deno). */
-async function npm(args: string[]): Promise<string> {
-  if (await versionOf("npm")) return await run("npm", args, 600_000);
-  return await run(Deno.execPath(), ["run", "-A", "npm:npm@11", ...args], 600_000);
-}
-
-/** The version npm installed of a package, or undefined. */
-async function installedVersion(name: string): Promise<string | undefined> {
-  try {
-    const manifest = await Deno.readTextFile(`${modulesDirectory}/node_modules/${name}/package.json`);
-    return (JSON.parse(manifest) as { version?: string }).version;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Installs the packages into the modules folder unless the right versions are there. */
-export async function installPackages(): Promise<Record<string, string>> {
-  const entries = Object.entries(PACKAGES);
-  const found = await Promise.all(entries.map(([name]) => installedVersion(name)));
-  if (entries.some(([, range], i) => !found[i]?.startsWith(`${range}.`))) {
-    console.log(`# installing ${entries.map(([n, r]) => `${n}@${r}`).join(" ")} into ${modulesDirectory}`);
-    await Deno.mkdir(modulesDirectory, { recursive: true });
-    await npm([
-      "install",
-      "--prefix",
-      modulesDirectory,
-      "--no-save",
-      "--no-audit",
-      "--no-fund",
-      "--loglevel=error",
-      ...entries.map(([name, range]) => `${name}@${range}`),
-    ]);
-  }
-  const versions: Record<string, string> = {};
-  for (const [name] of entries) versions[name] = await installedVersion(name) ?? "?";
-  return versions;
+/** Installs the packages (packages.ts) into the modules folder unless the right versions are there. */
+export function installPackages(): Promise<Record<string, string>> {
+  return installInto(modulesDirectory, PACKAGES);
 }
 
 // ---------------------------------------------------------------------------------------------
