@@ -18,6 +18,7 @@
 
 import { closedPort, silentServer } from "../tests/helpers/sockets.ts";
 import { jsonLines } from "./child_lines.ts";
+import { markdownTable } from "../tests/helpers/table.ts";
 
 const RESOURCE = "https://vault.azure.net";
 
@@ -157,14 +158,6 @@ function detail(result: Result): string {
   return `${result.message}${result.cause ? ` [cause: ${result.cause}]` : ""}`;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  const line = (row: string[]) => `| ${row.map((text, i) => text.padEnd(widths[i]!)).join(" | ")} |`;
-  return [line(rows[0]!), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.slice(1).map(line)].join(
-    "\n",
-  );
-}
-
 async function main(args: string[]): Promise<void> {
   const capIndex = args.indexOf("--cap");
   const cap = capIndex === -1 ? 20 : Number(args[capIndex + 1]);
@@ -188,7 +181,7 @@ async function main(args: string[]): Promise<void> {
   const header = ["IMDS absent: first request to error", ...LIBRARIES.map((l) => l.title)];
   console.log(
     `\n${
-      table([
+      markdownTable([
         header,
         ["connection refused", ...refused.map(cell)],
         ["accepts, never answers", ...silent.map(cell)],

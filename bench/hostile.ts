@@ -29,6 +29,7 @@ import { fill, READ_CAP } from "../tests/helpers/hostile.ts";
 import { BENCH_DIR, installPeers, locateRuntime, PEER_PACKAGES } from "./runtimes.ts";
 import { jsonLines } from "./child_lines.ts";
 import { buildJs } from "./js_build.ts";
+import { markdownTable } from "../tests/helpers/table.ts";
 
 const RESOURCE = "https://vault.azure.net";
 // The identity header the children send, and the endpoint echoes (a test value).
@@ -283,14 +284,6 @@ function cell(result: Result | undefined): string {
   return `${time}, ${result.code ?? result.name}${result.shows ? ", shows the secret" : ""}${long}${requests}`;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  const line = (row: string[]) => `| ${row.map((text, i) => text.padEnd(widths[i]!)).join(" | ")} |`;
-  return [line(rows[0]!), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.slice(1).map(line)].join(
-    "\n",
-  );
-}
-
 const capIndex = Deno.args.indexOf("--cap");
 const cap = capIndex === -1 ? 30 : Number(Deno.args[capIndex + 1]);
 if (!Number.isFinite(cap) || cap <= 0 || cap > 600) throw new Error("Usage: hostile.ts [--cap SECONDS (1-600)]");
@@ -353,7 +346,7 @@ try {
       { shape, kase },
       row,
     ) => [`${shape.name}: ${kase.name}`, ...columns.map((c) => cell(c[row]))]);
-    console.log(`\n${table([header, ...lines])}`);
+    console.log(`\n${markdownTable([header, ...lines])}`);
     for (const [i, library] of LIBRARIES.entries()) {
       const failed = columns[i]!.find((result) => result && "failed" in result) as { failed: string } | undefined;
       if (failed) console.log(`- ${library.title}: child failed: ${failed.failed}`);

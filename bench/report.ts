@@ -18,6 +18,7 @@
 import { BENCH_HEADER, startEndpoint } from "./endpoint.ts";
 import { importTimes } from "./import_times.ts";
 import { bundleSizes, totals } from "./size.ts";
+import { markdownTable } from "../tests/helpers/table.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 const endpoint = startEndpoint();
@@ -97,10 +98,7 @@ const rows: [string, ...string[]][] = [
   ["minified + gzipped, what an import loads", ...sizes.map((size) => kb(size.eager))],
   ["minified + gzipped, everything", ...sizes.map((size) => kb(size.whole))],
 ];
-const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-const line = (row: string[]) => `| ${row.map((cell, i) => cell.padEnd(widths[i]!)).join(" | ")} |`;
-console.log(`\n${line(rows[0]!)}\n|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
-for (const row of rows.slice(1)) console.log(line(row));
+console.log(`\n${markdownTable(rows)}`);
 console.log(
   `\nazmi's import leaves out the Azure Arc and Service Fabric code (loaded on first use of those sources) and the`,
 );

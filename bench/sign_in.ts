@@ -30,6 +30,7 @@ import { azAnswer, fakeTools } from "../tests/helpers/fake_tools.ts";
 import { BENCH_DIR, installPeers, locateRuntime } from "./runtimes.ts";
 import { jsonLines } from "./child_lines.ts";
 import { buildJs } from "./js_build.ts";
+import { markdownTable } from "../tests/helpers/table.ts";
 
 const FIRST = "https://vault.azure.net";
 const SECOND = "https://storage.azure.com";
@@ -213,10 +214,7 @@ const rows: string[][] = [
   [`${calls} concurrent, another resource (fresh clients for azmi)`, cell(identity.concurrent), cell(azmi.concurrent)],
   ["az runs in all", String(total(identity)), String(total(azmi))],
 ];
-const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-const line = (row: string[]) => `| ${row.map((text, i) => text.padEnd(widths[i]!)).join(" | ")} |`;
-console.log(`\n${line(rows[0]!)}\n|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
-for (const row of rows.slice(1)) console.log(line(row));
+console.log(`\n${markdownTable(rows)}`);
 console.log(
   `\nThe same fake az for both (${delayMs} ms start-up simulated, then az 2.54+'s JSON); clients on Node ` +
     `${node.version.replace(/^v/, "")}, @azure/identity ${peers.versions["@azure/identity"]}; the relay on Deno ` +

@@ -77,6 +77,7 @@ import {
   seconds,
   versionOf,
 } from "./setup.ts";
+import { markdownTable } from "../helpers/table.ts";
 
 const RUNTIMES: readonly Runtime[] = ["node", "bun", "deno"];
 const PEERS: Readonly<Record<Peer, string>> = {
@@ -255,11 +256,8 @@ async function main(filters: string[]): Promise<number> {
         }),
       ]);
     }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-    const line = (row: string[]) => `| ${row.map((cell, i) => cell.padEnd(widths[i]!)).join(" | ")} |`;
     console.log(`\n${PEERS.identity} (identity) and ${PEERS.msal} (msal) against the emulator:`);
-    console.log([line(rows[0]!), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.slice(1).map(line)]
-      .join("\n"));
+    console.log(markdownTable(rows));
     for (const [key, why] of Object.entries(NOT_APPLICABLE)) {
       if (rows.some((row) => row[0] === key.split(" ")[1])) console.log(`n/a (${key}): ${why}`);
     }
