@@ -18,7 +18,7 @@
  *        AZMI_NODE22 names its binary)
  */
 
-import { exchange, exportedEnv, loadRun, normalRequests, procRss } from "../tests/helpers/assault.ts";
+import { exchange, exportedEnv, loadRun, normalRequests, procRss, rssDuring } from "../tests/helpers/assault.ts";
 import { locateRuntime } from "./runtimes.ts";
 
 const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
@@ -54,23 +54,6 @@ async function rssOf(pid: number): Promise<number | undefined> {
 }
 
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
-
-/** Peak RSS of `pid` while `work` runs, sampled every 20 ms, with the RSS before. */
-async function peakDuring(pid: number, work: () => Promise<unknown>): Promise<{ before: number; peak: number }> {
-  const before = (await rssOf(pid)) ?? 0;
-  let peak = before;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      peak = Math.max(peak, (await rssOf(pid)) ?? 0);
-      await new Promise((wake) => setTimeout(wake, 20));
-    }
-  })();
-  await work();
-  sampling = false;
-  await sampler;
-  return { before, peak: Math.max(peak, (await rssOf(pid)) ?? 0) };
-}
 
 async function measure(name: string, command: string, args: string[]): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "azmi-bench-emulator-" });
@@ -124,12 +107,13 @@ async function measure(name: string, command: string, args: string[]): Promise<v
       ] as const
     ) {
       let outcome = "";
-      const { before, peak } = await peakDuring(child.pid, async () => {
+      const measured = await rssDuring(() => rssOf(child.pid), async () => {
         const ended = await exchange(shell, steps, 30_000);
         outcome = `${ended.end === "answered" ? ended.status : ended.end} after ${ended.ms} ms, ${
           mib(ended.sent)
         } sent`;
-      });
+      }, 20);
+      const { before, peak } = measured ?? { before: 0, peak: 0 };
       big.push(
         `${label}: ${outcome}; RSS ${mib(before)} -> peak ${mib(peak)} (+${mib(peak - before)})${exitedEarly()}`,
       );

@@ -466,16 +466,6 @@ export async function loadRun(options: LoadOptions): Promise<LoadReport> {
   const normals = normalRequests(options.env);
   if (endpoints.length === 0 || normals.length === 0) throw new Error("the environment names no source");
   const count = endpoints[0]!.attacks.length;
-  const before = await options.rss?.();
-  let peak = before ?? 0;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling && options.rss) {
-      const rss = await options.rss();
-      if (rss !== undefined) peak = Math.max(peak, rss);
-      await new Promise((wake) => setTimeout(wake, 50));
-    }
-  })();
   const outcomes: Record<string, number> = {};
   const unexpected: string[] = [];
   const errors: string[] = [];
@@ -506,21 +496,49 @@ export async function loadRun(options: LoadOptions): Promise<LoadReport> {
       }
     }
   };
-  await Promise.all([normal(), ...Array.from({ length: options.concurrency }, attacker)]);
-  // The normal requests that did not run in time count as failures.
-  const failed = options.normal - ok;
-  sampling = false;
-  await sampler;
-  const after = await options.rss?.();
-  if (after !== undefined) peak = Math.max(peak, after);
+  const rss = await rssDuring(
+    options.rss ?? (() => undefined),
+    () => Promise.all([normal(), ...Array.from({ length: options.concurrency }, attacker)]),
+    50,
+  );
   return {
-    normal: { ok, failed, errors },
+    // The normal requests that did not run in time count as failures.
+    normal: { ok, failed: options.normal - ok, errors },
     attacks: Math.min(next, options.attacks),
     unexpected,
     outcomes,
-    ...(before === undefined || after === undefined ? {} : { rss: { before, peak, after } }),
+    ...(rss ? { rss } : {}),
     ms: Math.round(performance.now() - started),
   };
+}
+
+/**
+ * A process's resident set size before `work`, at its peak while `work` runs (sampled every
+ * `everyMs`) and after it; `undefined` when `rss` cannot read it.
+ */
+export async function rssDuring(
+  rss: () => number | undefined | Promise<number | undefined>,
+  work: () => Promise<unknown>,
+  everyMs: number,
+): Promise<{ before: number; peak: number; after: number } | undefined> {
+  const before = await rss();
+  let peak = before ?? 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling && before !== undefined) {
+      peak = Math.max(peak, (await rss()) ?? 0);
+      await new Promise((wake) => setTimeout(wake, everyMs));
+    }
+  })();
+  try {
+    await work();
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+  const after = await rss();
+  if (before === undefined || after === undefined) return undefined;
+  return { before, peak: Math.max(peak, after), after };
 }
 
 /** The resident set size of process `pid` from /proc (Linux), in bytes; undefined elsewhere. */
