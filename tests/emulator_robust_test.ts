@@ -30,7 +30,7 @@ import {
   type SourceEnv,
   targets,
 } from "./helpers/assault.ts";
-import { runChild, runtimeCommand } from "./helpers/child.ts";
+import { childBaseEnv, runChild, runtimeCommand } from "./helpers/child.ts";
 
 const MiB = 1024 * 1024;
 /**
@@ -296,13 +296,8 @@ describe("azmi emulate as a child process", () => {
       "--federated-token-dir",
       join(dir, "wi"),
     ]);
-    const inherited: Record<string, string> = {};
-    for (const name of ["PATH", "HOME", "NODE_OPTIONS", "DENO_DIR", "TMPDIR"]) {
-      const value = process.env[name];
-      if (value !== undefined) inherited[name] = value;
-    }
     const child = spawn(command, args, {
-      env: { ...inherited, DENO_NO_UPDATE_CHECK: "1" },
+      env: childBaseEnv(),
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

@@ -26,8 +26,21 @@ export function runtimeCommand(script: string, args: readonly string[] = []): [s
 }
 
 /**
- * Runs `script` with exactly `env` (plus PATH, HOME and NODE_OPTIONS from this process, which the
- * runtimes need to start, and Deno's update check off), kills it after `timeoutMs`.
+ * What a child runtime needs of this process's environment to start (PATH, HOME, NODE_OPTIONS,
+ * DENO_DIR, TMPDIR), and Deno's update check off: it checks for a newer version of itself at
+ * start, through any proxy a test names. Nothing else of this process's environment.
+ */
+export function childBaseEnv(): Record<string, string> {
+  const inherited: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1" };
+  for (const name of ["PATH", "HOME", "NODE_OPTIONS", "DENO_DIR", "TMPDIR"]) {
+    const value = process.env[name];
+    if (value !== undefined) inherited[name] = value;
+  }
+  return inherited;
+}
+
+/**
+ * Runs `script` with exactly `env` (plus {@linkcode childBaseEnv}), kills it after `timeoutMs`.
  */
 export function runChild(
   script: string,
@@ -36,15 +49,8 @@ export function runChild(
   timeoutMs = 30_000,
 ): Promise<ChildRun> {
   const [command, argv] = runtimeCommand(script, args);
-  const inherited: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "NODE_OPTIONS", "DENO_DIR", "TMPDIR"]) {
-    const value = process.env[name];
-    if (value !== undefined) inherited[name] = value;
-  }
   return new Promise((resolve, reject) => {
-    // Deno checks for a newer version of itself at start, through any proxy the test names.
-    const quiet = { DENO_NO_UPDATE_CHECK: "1" };
-    const child = spawn(command, argv, { env: { ...inherited, ...quiet, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, argv, { env: { ...childBaseEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
     const lines: { text: string; at: number }[] = [];
     let pending = "";
     let stderr = "";
