@@ -58,10 +58,12 @@ interface Counts {
   passed: number;
   failed: number;
   skipped: number;
+  /** The names of the failed test cases, as the runtime reported them, for the closing summary. */
+  names?: string[];
 }
 
 // Bun's and Node's own summary lines (Node's spec reporter), read after ANSI colours are stripped.
-const SUMMARIES: Record<"bun" | "node", Record<keyof Counts, RegExp>> = {
+const SUMMARIES: Record<"bun" | "node", Record<"passed" | "failed" | "skipped", RegExp>> = {
   bun: { passed: /^\s*(\d+) pass$/m, failed: /^\s*(\d+) fail$/m, skipped: /^\s*(\d+) skip$/m },
   node: { passed: /^ℹ pass (\d+)$/m, failed: /^ℹ fail (\d+)$/m, skipped: /^ℹ skipped (\d+)$/m },
 };
@@ -78,7 +80,25 @@ function summaryCounts(kind: "bun" | "node", text: string): Counts | undefined {
   if (passed === undefined || failed === undefined) return undefined;
   // Node counts cancelled tests apart from failed ones: they did not pass either.
   const cancelled = kind === "node" ? Number(/^ℹ cancelled (\d+)$/m.exec(plain)?.[1] ?? 0) : 0;
-  return { passed: Number(passed), failed: Number(failed) + cancelled, skipped: Number(skipped ?? 0) };
+  return {
+    passed: Number(passed),
+    failed: Number(failed) + cancelled,
+    skipped: Number(skipped ?? 0),
+    names: failedNames(kind, plain),
+  };
+}
+
+/**
+ * The failed test cases a run's plain output names: Bun's "(fail) suite > name" lines, and the
+ * "✖ name" lines of the list Node's spec reporter prints after "✖ failing tests:".
+ */
+function failedNames(kind: "bun" | "node", plain: string): string[] {
+  if (kind === "bun") return [...plain.matchAll(/^\(fail\) (.+?)(?: \[[\d.]+m?s\])?$/gm)].map(([, name]) => name!);
+  const list = plain.indexOf("✖ failing tests:");
+  if (list < 0) return [];
+  return [...plain.slice(list).matchAll(/^(?:test at (\S+)\n)?✖ (.+?)(?: \([\d.]+m?s\))?$/gm)]
+    .filter(([, , name]) => name !== "failing tests:")
+    .map(([, where, name]) => where ? `${name} (${where})` : name!);
 }
 
 function unescapeXml(text: string): string {
@@ -93,22 +113,30 @@ function unescapeXml(text: string): string {
  * named `<parent> > <step>`), plus any failed parent none of whose steps failed (a failing hook).
  */
 function junitCounts(xml: string): Counts {
-  const cases = [...xml.matchAll(/<testcase\s+name="([^"]*)"[^>]*?(?:\/>|>([\s\S]*?)<\/testcase>)/g)].map((
-    [, name, body = ""],
+  const cases = [...xml.matchAll(/<testcase\s+name="([^"]*)"([^>]*?)(?:\/>|>([\s\S]*?)<\/testcase>)/g)].map((
+    [, name, attributes = "", body = ""],
   ) => ({
     name: unescapeXml(name!),
+    file: unescapeXml(/\bclassname="([^"]*)"/.exec(attributes)?.[1] ?? ""),
     failed: /<(failure|error)\b/.test(body),
     skipped: /<skipped\b/.test(body),
   }));
-  const counts: Counts = { passed: 0, failed: 0, skipped: 0 };
+  const counts: Counts = { passed: 0, failed: 0, skipped: 0, names: [] };
+  // A step's own classname is Deno's node:test shim; the file is its top-level test's.
+  const fileOf = (name: string) => cases.find((other) => other.name === name.split(" > ")[0])?.file ?? "";
   for (const each of cases) {
     const steps = cases.filter((other) => other.name.startsWith(`${each.name} > `));
     if (steps.length > 0) {
-      if (each.failed && !steps.some((step) => step.failed)) counts.failed++;
+      if (each.failed && !steps.some((step) => step.failed)) {
+        counts.failed++;
+        counts.names!.push(`${each.name} (${fileOf(each.name)})`);
+      }
       continue;
     }
-    if (each.failed) counts.failed++;
-    else if (each.skipped) counts.skipped++;
+    if (each.failed) {
+      counts.failed++;
+      counts.names!.push(`${each.name} (${fileOf(each.name)})`);
+    } else if (each.skipped) counts.skipped++;
     else counts.passed++;
   }
   return counts;
@@ -238,6 +266,10 @@ for (const [runtime, result] of results) {
   console.log(
     `# ${runtime.padEnd(6)} ${result.ok ? "ok  " : "FAIL"} ${result.passed} passed, ${result.failed} failed${skipped}`,
   );
+}
+// Last, so that the tail of a long log (all a CI record may keep) says which tests failed.
+for (const [runtime, result] of results) {
+  for (const name of result.names ?? []) console.log(`# ${runtime.padEnd(6)} failed: ${name}`);
 }
 const passed = results.reduce((sum, [, r]) => sum + r.passed, 0);
 const failed = results.reduce((sum, [, r]) => sum + r.failed, 0);
