@@ -11,8 +11,8 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,7 +30,7 @@ import {
   type SourceEnv,
   targets,
 } from "./helpers/assault.ts";
-import { childBaseEnv, runChild, runtimeCommand } from "./helpers/child.ts";
+import { type EmulateChild, runChild, spawnEmulate } from "./helpers/child.ts";
 
 const MiB = 1024 * 1024;
 /**
@@ -239,6 +239,35 @@ describe("serve() answers what its handlers answer, whatever happens in them", (
   });
 });
 
+describe("serve().close() with clients still connected", () => {
+  test("close() ends at once while clients hold connections open: after a 413, mid-head, mid-body", async () => {
+    const running = await serve({ sources: ["CloudShell"] });
+    const port = portOf(running.urls.CloudShell!);
+    const holds = [
+      // Answered 413 at once, then the client neither sends the rest nor closes.
+      `POST /msi/token HTTP/1.1\r\n${"Host: 127.0.0.1\r\n"}Content-Length: ${2 ** 30}\r\n\r\n${"a".repeat(100_000)}`,
+      "GET /msi/token HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: ",
+      "POST /msi/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nabc",
+    ];
+    const sockets = await Promise.all(holds.map((text) =>
+      new Promise<Socket>((resolve, reject) => {
+        const socket = connect(port, "127.0.0.1", () => socket.write(text, "latin1", () => resolve(socket)));
+        socket.on("error", reject);
+      })
+    ));
+    try {
+      await new Promise((wake) => setTimeout(wake, 300));
+      const started = performance.now();
+      const closed = running.close().then(() => performance.now() - started);
+      const ms = await Promise.race([closed, new Promise<number>((wake) => setTimeout(() => wake(Infinity), 5_000))]);
+      assert.ok(ms < 1_000, `${runtime}: close() took ${ms} ms with ${holds.length} connections held open`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await running.close().catch(() => {});
+    }
+  });
+});
+
 describe("serve() under a load of hostile requests mixed with normal ones", () => {
   test("no normal request fails, memory stays bounded, the server keeps serving", { timeout: 90_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), "azmi-robust-load-"));
@@ -288,38 +317,12 @@ describe("azmi emulate as a child process", () => {
     timeout: 90_000,
   }, async () => {
     const dir = await mkdtemp(join(tmpdir(), "azmi-robust-cli-"));
-    const cli = new URL("../src/cli.ts", import.meta.url).pathname;
-    const [command, args] = runtimeCommand(cli, [
-      "emulate",
-      "--arc-key-dir",
-      join(dir, "arc"),
-      "--federated-token-dir",
-      join(dir, "wi"),
-    ]);
-    const child = spawn(command, args, {
-      env: childBaseEnv(),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (text: string) => stdout += text);
-    child.stderr.setEncoding("utf8").on("data", (text: string) => stderr += text);
-    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-    const killer = setTimeout(() => child.kill("SIGKILL"), 90_000);
+    let emulate: EmulateChild | undefined;
     try {
-      // Ready once the last line (about SIGTERM) is out; bounded by the child's own deadline.
-      const ready = await Promise.race([
-        (async () => {
-          for (let waited = 0; waited < 30_000 && !/SIGTERM\.\n/.test(stdout); waited += 50) {
-            await new Promise((wake) => setTimeout(wake, 50));
-          }
-          return /SIGTERM\.\n/.test(stdout);
-        })(),
-        exited.then(() => false),
-      ]);
-      assert.ok(ready, `azmi emulate did not start: ${stderr}`);
-      const env = exportedEnv(stdout);
-      assert.ok(env.AppService && env.CloudShell && env.WorkloadIdentity && env.ServiceFabric, stdout);
+      emulate = await spawnEmulate(["--arc-key-dir", join(dir, "arc"), "--federated-token-dir", join(dir, "wi")]);
+      const { pid, stdout, stderr } = emulate;
+      const env = exportedEnv(stdout());
+      assert.ok(env.AppService && env.CloudShell && env.WorkloadIdentity && env.ServiceFabric, stdout());
       await serving(env);
       const report = await loadRun({
         env,
@@ -328,11 +331,11 @@ describe("azmi emulate as a child process", () => {
         normal: 60,
         maxMs: 30_000,
         exchangeMs: 2_000,
-        rss: () => procRss(child.pid!),
+        rss: () => procRss(pid),
       });
       const summary = `${runtime}, azmi emulate: ${JSON.stringify(report)}`;
       console.log(`# load run, ${summary}`);
-      assert.equal(child.exitCode, null, `azmi emulate ended: ${stderr}`);
+      assert.ok(emulate.running(), `azmi emulate ended: ${stderr()}`);
       assert.deepEqual(report.normal, { ok: 60, failed: 0, errors: [] }, summary);
       assert.equal(report.attacks, everyAttackTwice(env), summary);
       assert.deepEqual(report.unexpected, [], summary);
@@ -343,16 +346,44 @@ describe("azmi emulate as a child process", () => {
       await serving(env);
       // process.kill, not child.kill: Deno's node:child_process reports a child it signalled itself
       // as ended by the signal, whatever its exit code.
-      process.kill(child.pid!, "SIGTERM");
-      assert.equal(await exited, 0, stderr);
-      assert.match(stderr, /SIGTERM received, stopping/);
+      process.kill(pid, "SIGTERM");
+      assert.equal(await emulate.exited, 0, stderr());
+      assert.match(stderr(), /SIGTERM received, stopping/);
       // Nothing from the hostile requests reached the emulator's output: no stack traces, no warnings.
-      assert.doesNotMatch(stderr, /Error|\n\s+at |warn|legacy/i, stderr);
+      assert.doesNotMatch(stderr(), /Error|\n\s+at |warn|legacy/i, stderr());
     } finally {
-      clearTimeout(killer);
-      if (child.exitCode === null) child.kill("SIGKILL");
-      await exited;
+      await emulate?.kill();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a client that keeps sending a refused body holds up no answer, its own or another's", {
+    timeout: 60_000,
+  }, async () => {
+    // Each oversized request twice, all at once on one server. Deno.serve read a cancelled body to
+    // its end on the thread that serves every connection: every 413 came when the clients stopped
+    // sending, 3 s on this machine, or never within the deadline (src/emulator/serve.ts).
+    const emulate = await spawnEmulate(["--source", "AppService"]);
+    try {
+      const [target] = targets(exportedEnv(emulate.stdout()));
+      assert.ok(target, emulate.stdout());
+      const oversized = attacks(target.path).filter((attack) => attack.kind === "oversized");
+      assert.ok(oversized.length >= 5, "the attacks include 413 at once and bodies without end");
+      for (let round = 0; round < 3; round++) {
+        const outcomes = await Promise.all(
+          [...oversized, ...oversized].map((attack) => exchange(target.port, attack.steps, 5_000, target.tls)),
+        );
+        for (const [index, outcome] of outcomes.entries()) {
+          const what = `${runtime}, round ${round}, ${oversized[index % oversized.length]!.name}: ${
+            JSON.stringify(outcome)
+          }`;
+          assert.ok(outcome.end === "dropped" || outcome.status === 413, what);
+          assert.ok(outcome.ms < 1_500, what);
+        }
+      }
+      assert.ok(emulate.running(), emulate.stderr());
+    } finally {
+      await emulate.kill();
     }
   });
 });

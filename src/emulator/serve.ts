@@ -67,7 +67,10 @@ export interface RunningEmulator {
   readonly openIdConfiguration: string;
   /** The URL of the keys (JSON Web Key Set) on the same server: `<origin>/{tenant}/discovery/keys`. */
   readonly jwksUri: string;
-  /** Stops every server and removes the Arc key files and the federated token file. */
+  /**
+   * Stops every server, dropping the connections still open (a client that holds one does not
+   * hold this up), and removes the Arc key files and the federated token file.
+   */
   close(): Promise<void>;
 }
 
@@ -140,6 +143,14 @@ interface Arrival {
   readonly headers: Headers;
   readonly body: ReadableStream<Uint8Array> | null;
   /**
+   * Whether a body the emulator refuses is cancelled (node:http and Bun stop reading it) or left
+   * unread. Deno.serve answers a cancelled body by reading the rest of it to its end, on the one
+   * thread that serves every connection: a client that keeps sending held every answer of that
+   * server for as long as it sent (seconds for 1 GiB). Left unread, the body is held back by
+   * backpressure and the connection stays open, idle, until the client closes it.
+   */
+  readonly cancelRefusedBody: boolean;
+  /**
    * The signal that aborts when the client goes away, read only when the handler reads it: on
    * Deno, reading a Deno.serve request's signal at all logs a warning about its legacy abort.
    */
@@ -151,6 +162,7 @@ async function readBody(
   body: ReadableStream<Uint8Array>,
   cap: number,
   deadlineMs: number,
+  cancelRefused: boolean,
 ): Promise<Uint8Array<ArrayBuffer> | keyof typeof REFUSALS> {
   const reader = body.getReader();
   const parts: Uint8Array[] = [];
@@ -175,7 +187,7 @@ async function readBody(
     return 400; // the client hung up mid-body, or sent a broken one
   } finally {
     clearTimeout(timer);
-    if (!done) reader.cancel().catch(() => {});
+    if (!done && cancelRefused) reader.cancel().catch(() => {});
   }
   const bytes = new Uint8Array(size);
   let at = 0;
@@ -190,7 +202,7 @@ async function readBody(
 async function admit(arrival: Arrival): Promise<Request | Response> {
   const { method, headers } = arrival;
   const refuse = (response: Response) => {
-    arrival.body?.cancel().catch(() => {});
+    if (arrival.cancelRefusedBody) arrival.body?.cancel().catch(() => {});
     return response;
   };
   if (!METHOD.test(method) || FORBIDDEN_METHODS.has(method.toUpperCase())) {
@@ -218,7 +230,7 @@ async function admit(arrival: Arrival): Promise<Request | Response> {
   }
   let body: Uint8Array<ArrayBuffer> | undefined;
   if (arrival.body) {
-    const read = await readBody(arrival.body, MAX_REQUEST_BODY_BYTES, BODY_DEADLINE_MS);
+    const read = await readBody(arrival.body, MAX_REQUEST_BODY_BYTES, BODY_DEADLINE_MS, arrival.cancelRefusedBody);
     if (typeof read === "number") return REFUSALS[read]();
     body = read;
   }
@@ -251,11 +263,12 @@ function guard(handler: Handler): (arrival: Arrival) => Promise<Response> {
 }
 
 /** A Web Request's parts, as Deno.serve and Bun.serve give them. */
-const arrivalOf = (request: Request): Arrival => ({
+const arrivalOf = (request: Request, cancelRefusedBody: boolean): Arrival => ({
   method: request.method,
   url: request.url,
   headers: request.headers,
   body: request.body,
+  cancelRefusedBody,
   signal: () => request.signal,
 });
 
@@ -269,9 +282,16 @@ export async function pemThumbprint(pem: string): Promise<string> {
 
 interface DenoView {
   serve(
-    options: { hostname: string; port: number; cert?: string; key?: string; onListen?: () => void },
+    options: {
+      hostname: string;
+      port: number;
+      cert?: string;
+      key?: string;
+      signal: AbortSignal;
+      onListen?: () => void;
+    },
     handler: Handler,
-  ): { addr: { port: number }; shutdown(): Promise<void> };
+  ): { addr: { port: number }; finished: Promise<void> };
 }
 interface BunView {
   serve(options: {
@@ -386,6 +406,7 @@ function nodeListener(
         url: target.startsWith("/") ? `${scheme}://${headers.get("host") ?? authority()}${target}` : "",
         headers,
         body: nodeBody(incoming),
+        cancelRefusedBody: true,
         signal: () => controller.signal,
       });
       outgoing.writeHead(response.status, Object.fromEntries(response.headers));
@@ -425,17 +446,27 @@ async function listen(handler: Handler, hostname: string, port: number, tls: boo
   // The server certificate, then its authority: a chain a client can verify from the authority.
   const certificate = tls ? { cert: `${DEV_CERTIFICATE}${DEV_CA_CERTIFICATE}`, key: DEV_PRIVATE_KEY } : undefined;
   if (runtime.Deno) {
+    // Closed through its signal, which drops every connection, as node:http's closeAllConnections()
+    // and Bun's stop(true) do: shutdown() waits for each client to hang up, and one that keeps a
+    // connection open after its answer (a refused body it still holds) kept close() waiting.
+    const stop = new AbortController();
     const server = runtime.Deno.serve(
-      { hostname, port, ...certificate, onListen() {} },
-      (request) => guarded(arrivalOf(request)),
+      { hostname, port, ...certificate, signal: stop.signal, onListen() {} },
+      (request) => guarded(arrivalOf(request, false)),
     );
-    return { port: server.addr.port, close: () => server.shutdown() };
+    return {
+      port: server.addr.port,
+      close: () => {
+        stop.abort();
+        return server.finished;
+      },
+    };
   }
   if (runtime.Bun) {
     const server = runtime.Bun.serve({
       hostname,
       port,
-      fetch: (request) => guarded(arrivalOf(request)),
+      fetch: (request) => guarded(arrivalOf(request, true)),
       // Never Bun's development error page (a stack trace in HTML); the guard answers errors itself.
       development: false,
       error: () => refusal(500, "emulator_error", "The emulator failed to answer"),

@@ -78,3 +78,60 @@ export function runChild(
     });
   });
 }
+
+/** `azmi emulate` running as a child process of this runtime, once it has printed its variables. */
+export interface EmulateChild {
+  readonly pid: number;
+  stdout(): string;
+  stderr(): string;
+  /** Whether it is still running. */
+  running(): boolean;
+  /** Its exit code when it has ended. */
+  readonly exited: Promise<number | null>;
+  /** Kills it (SIGKILL) if it still runs, and waits for it to end. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts `azmi emulate ARGS` as a child process of this runtime and waits until its last line
+ * (how to stop it with SIGTERM) is out, at most `startMs`; it is killed after `lifeMs` whatever
+ * the test does. Throws, with what it wrote to stderr, when it ends or stays silent first.
+ */
+export async function spawnEmulate(args: readonly string[], startMs = 30_000, lifeMs = 90_000): Promise<EmulateChild> {
+  const cli = new URL("../../src/cli.ts", import.meta.url).pathname;
+  const [command, argv] = runtimeCommand(cli, ["emulate", ...args]);
+  const child = spawn(command, argv, { env: childBaseEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (text: string) => stdout += text);
+  child.stderr.setEncoding("utf8").on("data", (text: string) => stderr += text);
+  let ended = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("close", (code) => {
+      ended = true;
+      resolve(code);
+    })
+  );
+  const killer = setTimeout(() => child.kill("SIGKILL"), lifeMs);
+  const kill = async () => {
+    clearTimeout(killer);
+    if (!ended) child.kill("SIGKILL");
+    await exited;
+  };
+  const ready = /SIGTERM\.\n/;
+  for (let waited = 0; waited < startMs && !ready.test(stdout) && !ended; waited += 50) {
+    await new Promise((wake) => setTimeout(wake, 50));
+  }
+  if (!ready.test(stdout)) {
+    await kill();
+    throw new Error(`azmi emulate did not start: ${stderr}`);
+  }
+  return {
+    pid: child.pid!,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    running: () => !ended,
+    exited,
+    kill,
+  };
+}
