@@ -245,7 +245,7 @@ describe("serve().close() with clients still connected", () => {
     const port = portOf(running.urls.CloudShell!);
     const holds = [
       // Answered 413 at once, then the client neither sends the rest nor closes.
-      `POST /msi/token HTTP/1.1\r\n${"Host: 127.0.0.1\r\n"}Content-Length: ${2 ** 30}\r\n\r\n${"a".repeat(100_000)}`,
+      `POST /msi/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${2 ** 30}\r\n\r\n${"a".repeat(100_000)}`,
       "GET /msi/token HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: ",
       "POST /msi/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nabc",
     ];

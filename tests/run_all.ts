@@ -59,7 +59,7 @@ interface Counts {
   failed: number;
   skipped: number;
   /** The names of the failed test cases, as the runtime reported them, for the closing summary. */
-  names?: string[];
+  names: string[];
 }
 
 // Bun's and Node's own summary lines (Node's spec reporter), read after ANSI colours are stripped.
@@ -122,21 +122,20 @@ function junitCounts(xml: string): Counts {
     skipped: /<skipped\b/.test(body),
   }));
   const counts: Counts = { passed: 0, failed: 0, skipped: 0, names: [] };
-  // A step's own classname is Deno's node:test shim; the file is its top-level test's.
-  const fileOf = (name: string) => cases.find((other) => other.name === name.split(" > ")[0])?.file ?? "";
+  const fail = (name: string) => {
+    // A step's own classname is Deno's node:test shim; the file is its top-level test's.
+    const file = cases.find((other) => other.name === name.split(" > ")[0])?.file ?? "";
+    counts.failed++;
+    counts.names.push(`${name} (${file})`);
+  };
   for (const each of cases) {
     const steps = cases.filter((other) => other.name.startsWith(`${each.name} > `));
     if (steps.length > 0) {
-      if (each.failed && !steps.some((step) => step.failed)) {
-        counts.failed++;
-        counts.names!.push(`${each.name} (${fileOf(each.name)})`);
-      }
+      if (each.failed && !steps.some((step) => step.failed)) fail(each.name);
       continue;
     }
-    if (each.failed) {
-      counts.failed++;
-      counts.names!.push(`${each.name} (${fileOf(each.name)})`);
-    } else if (each.skipped) counts.skipped++;
+    if (each.failed) fail(each.name);
+    else if (each.skipped) counts.skipped++;
     else counts.passed++;
   }
   return counts;
@@ -168,7 +167,7 @@ async function run(
   const [status] = await Promise.all([child.status, pump(child.stdout, Deno.stdout), pump(child.stderr, Deno.stderr)]);
   const found = await count(text);
   if (!found) console.log(`# ${label}: no test summary found in the output`);
-  const result = found ?? { passed: 0, failed: 1, skipped: 0 };
+  const result = found ?? { passed: 0, failed: 1, skipped: 0, names: [] };
   return { ...result, ok: status.success && found !== undefined && found.failed === 0 && found.passed > 0 };
 }
 
@@ -269,7 +268,7 @@ for (const [runtime, result] of results) {
 }
 // Last, so that the tail of a long log (all a CI record may keep) says which tests failed.
 for (const [runtime, result] of results) {
-  for (const name of result.names ?? []) console.log(`# ${runtime.padEnd(6)} failed: ${name}`);
+  for (const name of result.names) console.log(`# ${runtime.padEnd(6)} failed: ${name}`);
 }
 const passed = results.reduce((sum, [, r]) => sum + r.passed, 0);
 const failed = results.reduce((sum, [, r]) => sum + r.failed, 0);
